@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+// natlab — real NAT labs on one Linux kernel. Linux only: the kernel-facing targets
+// link libnl-3, libnl-route-3 and libnftables (Scripts/natlab and Scripts/test install them).
+import PackageDescription
+
+let package = Package(
+    name: "natlab",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "natlab", targets: ["natlab"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+    ],
+    targets: [
+        // System libraries, found through pkg-config (Debian: libnl-route-3.0.pc, libnftables.pc).
+        .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0",
+                       providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
+        .systemLibrary(name: "CNFTables", pkgConfig: "libnftables",
+                       providers: [.apt(["libnftables-dev"])]),
+        // setns/unshare/mount and libnl macros, compiled with _GNU_SOURCE (Glibc's module hides them).
+        .target(name: "CLinuxSupport", cSettings: [.define("_GNU_SOURCE")]),
+        // The only Swift code that touches the C targets.
+        .target(name: "LinuxNetworking", dependencies: [
+            "CNetlink", "CNFTables", "CLinuxSupport",
+            .product(name: "SystemPackage", package: "swift-system"),
+        ]),
+        // Pure: RFC 4787 behaviour profile -> nftables ruleset.
+        .target(name: "NATModel"),
+        // Pure: topology schema, validation, address plan, build steps, shell rendering.
+        .target(name: "Topology", dependencies: [
+            "NATModel",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // I/O: builds, records, tears down and collects labs.
+        .target(name: "Lab", dependencies: ["Topology", "NATModel", "LinuxNetworking"]),
+        .executableTarget(name: "natlab", dependencies: [
+            "Lab", "Topology",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Shared by the test targets only: the root/namespace gate that fails instead of skipping under CI.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "TopologyTests", dependencies: ["Topology"]),
+        .testTarget(name: "NATModelTests", dependencies: ["NATModel", "TestSupport"]),
+        .testTarget(name: "LinuxNetworkingTests", dependencies: ["LinuxNetworking", "TestSupport"]),
+        .testTarget(name: "LabIntegrationTests", dependencies: ["Lab", "Topology", "LinuxNetworking", "TestSupport"]),
+    ]
+)

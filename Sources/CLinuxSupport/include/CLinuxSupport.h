@@ -1,0 +1,4 @@
+#ifndef CLINUXSUPPORT_H
+#define CLINUXSUPPORT_H
+int cls_placeholder(void);
+#endif

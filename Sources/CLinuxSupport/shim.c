@@ -1,0 +1,1 @@
+int cls_placeholder(void) { return 0; }

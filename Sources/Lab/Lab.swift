@@ -1,0 +1,2 @@
+// Lab orchestration.
+import Topology

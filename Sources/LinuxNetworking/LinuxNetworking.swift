@@ -1,0 +1,2 @@
+// Kernel-facing layer; see the LinuxNetworking helper.
+import CLinuxSupport
