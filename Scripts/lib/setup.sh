@@ -1,0 +1,41 @@
+# Sourced by Scripts/natlab, Scripts/test and Scripts/bench: installs the system packages natlab
+# needs when they are missing (Debian/Ubuntu, as root), and knows how to build natlab.
+# shellcheck shell=bash
+
+NATLAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# Build: libnl (netlink) and libnftables headers + pkg-config. Run: nftables, iproute2 (ip netns
+# exec for users and the emitted shell scripts), conntrack, python3 (test traffic helpers).
+NATLAB_PACKAGES=(pkg-config libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 conntrack python3)
+
+natlab_install_packages() {
+    local missing=() p
+    for p in "${NATLAB_PACKAGES[@]}" "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "natlab: missing packages: ${missing[*]} — run as root or: sudo apt-get install ${missing[*]}" >&2
+        return 1
+    fi
+    echo "natlab: installing ${missing[*]}" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+natlab_require_swift() {
+    command -v swift >/dev/null 2>&1 && return 0
+    [ -x /opt/swift/usr/bin/swift ] && export PATH=/opt/swift/usr/bin:$PATH && return 0
+    echo "natlab: Swift 6 toolchain not found (https://www.swift.org/install/linux/)" >&2
+    return 1
+}
+
+# natlab_build CONFIG: builds bin natlab in CONFIG (debug|release) when missing or older than any source.
+natlab_build() {
+    local config=$1 bin="$NATLAB_ROOT/.build/$1/natlab"
+    if [ -x "$bin" ] && [ -z "$(find "$NATLAB_ROOT/Sources" "$NATLAB_ROOT/Package.swift" -newer "$bin" -print -quit)" ]; then
+        return 0
+    fi
+    echo "natlab: building ($config)…" >&2
+    (cd "$NATLAB_ROOT" && swift build -c "$config" --product natlab >&2)
+}

@@ -1,2 +1,0 @@
-// Lab orchestration.
-import Topology

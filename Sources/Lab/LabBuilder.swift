@@ -1,0 +1,117 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LinuxNetworking
+import Topology
+
+/// Executes a plan's build steps on the kernel.
+///
+/// Every node's steps run in one excursion of the namespace worker: the worker thread enters the
+/// node's namespace, opens one rtnetlink socket there, does the node's links, addresses, routes,
+/// sysctls and nftables ruleset synchronously, and returns to the host namespace. Nothing runs in
+/// the host namespace itself.
+struct LabBuilder {
+    let lab: String
+    let worker: NamespaceWorker
+    /// Test hook (`NATLAB_TEST_STEP_DELAY_MS`): a pause between nodes, so a test can deliver
+    /// SIGKILL/SIGINT half-way through a build. Zero in normal use.
+    let delayBetweenNodes: useconds_t
+
+    init(lab: String, worker: NamespaceWorker) {
+        self.lab = lab
+        self.worker = worker
+        let ms = ProcessInfo.processInfo.environment["NATLAB_TEST_STEP_DELAY_MS"].flatMap { UInt32($0) } ?? 0
+        delayBetweenNodes = ms * 1000
+    }
+
+    func namespace(_ node: String) -> String { LabNaming.namespace(lab: lab, node: node) }
+
+    /// Runs `steps`; `created` is told each namespace right after it exists.
+    func build(_ steps: [BuildStep], created: (String) -> Void) throws {
+        for step in steps {
+            guard case .createNamespace(let node) = step else { continue }
+            try checkInterrupt()
+            do {
+                try NetworkNamespace.create(name: namespace(node), worker: worker)
+            } catch {
+                throw LabError.step(step, namespace: namespace(node), cause: error)
+            }
+            created(namespace(node))
+        }
+        for group in Self.groups(steps.filter { if case .createNamespace = $0 { false } else { true } }) {
+            try checkInterrupt()
+            if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
+            try run(group)
+        }
+        try checkInterrupt()
+    }
+
+    private func checkInterrupt() throws {
+        if let sig = Interrupts.pending { throw LabError.interrupted(signal: sig) }
+    }
+
+    /// Consecutive steps of one node.
+    static func groups(_ steps: [BuildStep]) -> [[BuildStep]] {
+        var groups: [[BuildStep]] = []
+        for step in steps {
+            if let last = groups.last?.last, last.node == step.node {
+                groups[groups.count - 1].append(step)
+            } else {
+                groups.append([step])
+            }
+        }
+        return groups
+    }
+
+    private func run(_ group: [BuildStep]) throws {
+        let node = group[0].node
+        let ns = namespace(node)
+        let file = try NetworkNamespace.open(name: ns)
+        // Peer namespaces are opened here, on the calling thread: opening a file needs no excursion.
+        var peers: [String: NamespaceFile] = [:]
+        for case .addVeth(_, _, _, let peerNode, _) in group where peers[peerNode] == nil {
+            peers[peerNode] = try NetworkNamespace.open(name: namespace(peerNode))
+        }
+        var failure: LabError?
+        try worker.run(in: file) {
+            let link = try RouteNetlink()
+            for step in group {
+                do {
+                    try Self.apply(step, link: link, peers: peers)
+                } catch {
+                    failure = .step(step, namespace: ns, cause: error)
+                    return
+                }
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    /// One step, on the worker thread inside the node's namespace.
+    private static func apply(_ step: BuildStep, link: RouteNetlink, peers: [String: NamespaceFile]) throws {
+        switch step {
+        case .createNamespace:
+            break
+        case .setUp(_, let name):
+            try link.setUp(name)
+        case .sysctl(_, let key, let value):
+            do {
+                try Sysctl.write(key, value)
+            } catch let error as LinuxNetworkingError where error.isNotFound && key.hasPrefix("net.bridge.") {
+                // Without br_netfilter there is no bridge-nf-call-* switch, and bridged frames skip
+                // the IP hooks anyway: the setting's purpose already holds.
+            }
+        case .addBridge(_, let name):
+            try link.addBridge(name)
+        case .addVeth(_, let name, let master, let peerNode, let peerName):
+            try link.addVeth(name: name, master: master, peerName: peerName, peerNamespace: peers[peerNode]!)
+        case .addAddress(_, let name, let cidr):
+            try link.addAddress(cidr, link: name)
+        case .addRoute(_, let destination, let gateway):
+            try link.addRoute(destination: destination, gateway: gateway)
+        case .applyNFTables(_, let ruleset):
+            try NFTables.apply(ruleset)
+        }
+    }
+}

@@ -1,0 +1,175 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LinuxNetworking
+import Topology
+
+/// Builds, lists, removes and collects labs. One engine per natlab process; create it on the main
+/// thread (the namespace worker records the host namespace when it starts).
+public final class LabEngine {
+    public let store: LabStore
+    private var _worker: NamespaceWorker?
+
+    public init(store: LabStore = LabStore()) {
+        self.store = store
+    }
+
+    private func worker() throws -> NamespaceWorker {
+        if let w = _worker { return w }
+        let w = try NamespaceWorker()
+        _worker = w
+        return w
+    }
+
+    /// What `gc` removed.
+    public struct Collection: Sendable {
+        public var labs: [String] = []
+        public var namespaces: [String] = []
+        public var processes: [Int32] = []
+        public var isEmpty: Bool { labs.isEmpty && namespaces.isEmpty }
+    }
+
+    /// Builds a lab and leaves it to the caller's `state` (`.up` for `natlab up`).
+    /// Collects stale labs first. On any failure or signal, removes everything it made and throws.
+    public func up(plan: LabPlan, name: String, topologyFile: String,
+                   state: LabRecord.State = .up) throws -> (LabRecord, Collection) {
+        if let why = LabNaming.problem(withLabName: name) { throw LabError.invalidName(why) }
+        let worker = try worker()
+        Interrupts.install()
+        defer { Interrupts.uninstall() }
+
+        let (collected, lock) = try store.withGlobalLock { () throws -> (Collection, FileLock) in
+            let collected = try collectLocked(all: false)
+            return (collected, try store.createLab(name))
+        }
+        var record = LabRecord(name: name, state: .building, topologyFile: topologyFile,
+                               ownerPID: getpid(), created: Date(), buildMilliseconds: nil, plan: plan)
+        var created: [String] = []
+        do {
+            try store.write(record)
+            try store.journal(record.namespaces, of: name)
+            let start = DispatchTime.now().uptimeNanoseconds
+            try LabBuilder(lab: name, worker: worker).build(plan.steps) { created.append($0) }
+            record.buildMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            record.state = state
+            try store.write(record)
+        } catch {
+            // Only what this run created: a name clash must not delete somebody else's namespace.
+            removeNamespaces(created)
+            store.removeDirectory(of: name)
+            lock.unlock()
+            throw error
+        }
+        lock.unlock()
+        return (record, collected)
+    }
+
+    /// Removes a lab: stops its processes, deletes its namespaces, forgets it.
+    @discardableResult
+    public func down(_ name: String) throws -> [Int32] {
+        guard store.labNames().contains(name) else { throw LabError.noSuchLab(name) }
+        guard let lock = try store.tryLock(name) else {
+            let owner = store.record(of: name).map { " by natlab pid \($0.ownerPID)" } ?? ""
+            throw LabError.labBusy(name, detail: "it is being built or used\(owner); try again when that finishes")
+        }
+        defer { lock.unlock() }
+        if var record = store.record(of: name) {
+            record.state = .tearingDown
+            try? store.write(record)
+        }
+        let removed = removeNamespaces(namespaces(of: name))
+        store.removeDirectory(of: name)
+        return removed.processes
+    }
+
+    /// Removes every lab whose owner is gone (a `kill -9` during `up` or `run`), and every natlab
+    /// namespace that no lab claims. With `all`, also labs left up on purpose.
+    public func gc(all: Bool = false) throws -> Collection {
+        try store.withGlobalLock { try collectLocked(all: all) }
+    }
+
+    private func collectLocked(all: Bool) throws -> Collection {
+        var result = Collection()
+        var claimed = Set<String>()
+        for name in store.labNames() {
+            let names = namespaces(of: name)
+            guard let lock = try? store.tryLock(name) else {
+                claimed.formUnion(names)   // its owner is alive
+                continue
+            }
+            let record = store.record(of: name)
+            if !all, record?.state == .up {
+                claimed.formUnion(names)
+                lock.unlock()
+                continue
+            }
+            let removed = removeNamespaces(names)
+            result.processes += removed.processes
+            result.namespaces += removed.namespaces
+            store.removeDirectory(of: name)
+            result.labs.append(name)
+            lock.unlock()
+        }
+        for ns in NetworkNamespace.list() where ns.hasPrefix(LabNaming.namespacePrefix) && !claimed.contains(ns) {
+            if result.namespaces.contains(ns) { continue }
+            let removed = removeNamespaces([ns])
+            result.processes += removed.processes
+            result.namespaces += removed.namespaces
+        }
+        return result
+    }
+
+    /// The journal is the truth; the record is a fallback when the journal was never written.
+    private func namespaces(of lab: String) -> [String] {
+        let journaled = store.journaled(of: lab)
+        if !journaled.isEmpty { return journaled }
+        return store.record(of: lab)?.namespaces ?? []
+    }
+
+    /// Stops processes inside the namespaces, then deletes them. Returns the namespaces that
+    /// existed and the PIDs it signalled.
+    @discardableResult
+    private func removeNamespaces(_ names: [String]) -> (namespaces: [String], processes: [Int32]) {
+        let existing = names.filter { NetworkNamespace.exists(name: $0) }
+        var pids: [Int32] = []
+        for ns in existing {
+            pids += NetworkNamespace.processes(inNamespace: ns)
+        }
+        if !pids.isEmpty {
+            for pid in pids { kill(pid, SIGTERM) }
+            // Give them half a second to exit cleanly, then insist.
+            var waited = 0
+            while waited < 500, pids.contains(where: { kill($0, 0) == 0 && !Self.isZombie($0) }) {
+                usleep(10_000); waited += 10
+            }
+            for pid in pids where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+        }
+        for ns in existing.reversed() {
+            try? NetworkNamespace.delete(name: ns)
+        }
+        return (existing, pids)
+    }
+
+    private static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        let rest = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces)
+        return rest.hasPrefix("Z") || rest.hasPrefix("X")
+    }
+
+    /// Every lab with a state directory, with whether its owner is alive.
+    public func status() -> [(record: LabRecord, ownerAlive: Bool)] {
+        store.labNames().compactMap { name in
+            guard let record = store.record(of: name) else { return nil }
+            let lock = try? store.tryLock(name)
+            lock?.unlock()
+            return (record, lock == nil)
+        }
+    }
+
+    public func record(of name: String) throws -> LabRecord {
+        guard let r = store.record(of: name) else { throw LabError.noSuchLab(name) }
+        return r
+    }
+}

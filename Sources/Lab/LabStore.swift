@@ -1,0 +1,155 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Topology
+
+/// What natlab remembers about a lab, in `<state>/labs/<name>/lab.json`.
+public struct LabRecord: Codable, Sendable {
+    public enum State: String, Codable, Sendable {
+        /// `up` or `run` is creating it; its owner holds the lab lock.
+        case building
+        /// Built and left running on purpose (`natlab up`); only `down` removes it.
+        case up
+        /// Owned by a running process (`natlab run`) for that process's lifetime.
+        case owned
+        case tearingDown = "tearing-down"
+    }
+    public var name: String
+    public var state: State
+    public var topologyFile: String
+    public var ownerPID: Int32
+    public var created: Date
+    /// Wall time of the kernel build (namespaces to last ruleset), milliseconds.
+    public var buildMilliseconds: Double?
+    public var plan: LabPlan
+
+    public func namespace(of node: String) -> String { LabNaming.namespace(lab: name, node: node) }
+    public var namespaces: [String] { plan.nodes.map { namespace(of: $0.name) } }
+}
+
+/// The on-disk state of every lab: `<root>/labs/<name>/{lock,lab.json,journal}`.
+///
+/// - `journal` lists, one per line, every namespace *before* it is created, so a `kill -9` at any
+///   point leaves a complete list of what may exist.
+/// - `lock` is flock'ed by the process that builds, owns or removes the lab. The kernel drops the
+///   lock when that process dies, which is how `gc` tells a dead owner from a live one without
+///   trusting PIDs.
+/// - `<root>/lock` serialises lab creation against collection, so `gc` never sees a lab directory
+///   whose owner has not locked it yet.
+/// The root defaults to /run/natlab (tmpfs: gone after a reboot, like the namespaces);
+/// `NATLAB_STATE_DIR` moves it.
+public struct LabStore: Sendable {
+    public let root: String
+
+    public init(root: String? = nil) {
+        self.root = root ?? ProcessInfo.processInfo.environment["NATLAB_STATE_DIR"] ?? "/run/natlab"
+    }
+
+    var labsDirectory: String { root + "/labs" }
+    func directory(of lab: String) -> String { labsDirectory + "/" + lab }
+    func recordPath(of lab: String) -> String { directory(of: lab) + "/lab.json" }
+    func journalPath(of lab: String) -> String { directory(of: lab) + "/journal" }
+
+    /// Names of every lab with a state directory.
+    public func labNames() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: labsDirectory)) ?? []).sorted()
+    }
+
+    public func record(of lab: String) -> LabRecord? {
+        guard let data = FileManager.default.contents(atPath: recordPath(of: lab)) else { return nil }
+        return try? Self.decoder.decode(LabRecord.self, from: data)
+    }
+
+    public func write(_ record: LabRecord) throws {
+        let data = try Self.encoder.encode(record)
+        let path = recordPath(of: record.name)
+        // Write-then-rename: a reader never sees half a record.
+        try data.write(to: URL(fileURLWithPath: path + ".tmp"))
+        guard rename(path + ".tmp", path) == 0 else {
+            throw LabError.state("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Appends names to the journal; called before the objects exist.
+    public func journal(_ names: [String], of lab: String) throws {
+        let fd = open(journalPath(of: lab), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw LabError.state("cannot open journal of \(lab): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let text = names.map { $0 + "\n" }.joined()
+        let written = text.withCString { write(fd, $0, strlen($0)) }
+        guard written == text.utf8.count else { throw LabError.state("cannot write journal of \(lab)") }
+    }
+
+    public func journaled(of lab: String) -> [String] {
+        guard let text = try? String(contentsOfFile: journalPath(of: lab), encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    public func removeDirectory(of lab: String) {
+        try? FileManager.default.removeItem(atPath: directory(of: lab))
+    }
+
+    /// Creates `<root>/labs` and takes the global lock for the duration of `body`.
+    public func withGlobalLock<T>(_ body: () throws -> T) throws -> T {
+        try FileManager.default.createDirectory(atPath: labsDirectory, withIntermediateDirectories: true)
+        let lock = try FileLock(path: root + "/lock")
+        try lock.lock(wait: true)
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// Creates the lab's directory and returns its lock, taken. Call under the global lock.
+    public func createLab(_ lab: String) throws -> FileLock {
+        if mkdir(directory(of: lab), 0o755) != 0 {
+            let err = errno
+            if err == EEXIST { throw LabError.labExists(lab) }
+            throw LabError.state("cannot create \(directory(of: lab)): \(String(cString: strerror(err)))")
+        }
+        let lock = try FileLock(path: directory(of: lab) + "/lock")
+        try lock.lock(wait: false)
+        return lock
+    }
+
+    /// The lab's lock if nobody holds it (its owner is gone or it never had one), else nil.
+    public func tryLock(_ lab: String) throws -> FileLock? {
+        let lock = try FileLock(path: directory(of: lab) + "/lock")
+        do { try lock.lock(wait: false) } catch { return nil }
+        return lock
+    }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.dateEncodingStrategy = .iso8601
+        return e
+    }()
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        return d
+    }()
+}
+
+/// An flock(2) on a file; released on `unlock`, on deinit, or by the kernel when the process dies.
+public final class FileLock {
+    private let fd: Int32
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw LabError.state("cannot open \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    public func lock(wait: Bool) throws {
+        while flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0 {
+            if errno == EINTR { continue }
+            throw LabError.state("\(path) is locked by another natlab process")
+        }
+    }
+
+    public func unlock() { _ = flock(fd, LOCK_UN) }
+
+    deinit { close(fd) }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Lab
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct NatLab: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "natlab",
+        abstract: "Real NAT labs on one Linux kernel: network namespaces, veth, bridges and nftables NAT built from a YAML topology.",
+        discussion: """
+        A topology file (see Topologies/) declares routers with RFC 4787 NAT behaviour and hosts \
+        behind them. natlab builds it as network namespaces named natlab-<lab>.<node> that \
+        `ip netns` shows, never touching the host's own interfaces, routes or ruleset.
+
+        Typical session (as root):
+          natlab validate Topologies/two-homes.yaml
+          natlab up Topologies/two-homes.yaml
+          natlab exec two-homes alice -- ip addr
+          natlab status two-homes
+          natlab down two-homes
+
+        Exit status: 0 success, 1 failure, 2 bad input (topology, names, arguments).
+        """,
+        version: "0.1.0",
+        subcommands: [Validate.self, Up.self, Down.self, Status.self, Exec.self, GC.self]
+    )
+}
+
+/// Runs a command body, printing natlab's errors the same way everywhere and mapping bad input to
+/// exit status 2.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as LabError {
+        printError(error.description)
+        throw ExitCode(error.isBadInput ? 2 : 1)
+    }
+}
+
+func printError(_ text: String) {
+    var stderr = StandardError()
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        print("natlab: \(line)", to: &stderr)
+    }
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) { fputs(string, Glibc.stderr) }
+}
+
+func requireRoot(_ command: String) throws {
+    if geteuid() != 0 { throw LabError.notRoot(command: command) }
+}

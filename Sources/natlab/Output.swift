@@ -1,0 +1,70 @@
+import Foundation
+import Lab
+import Topology
+
+/// Left-aligned columns separated by two spaces.
+enum Table {
+    static func render(_ rows: [[String]]) -> String {
+        let widths = (0..<(rows.map(\.count).max() ?? 0)).map { col in
+            rows.map { col < $0.count ? $0[col].count : 0 }.max() ?? 0
+        }
+        return rows.map { row in
+            row.enumerated().map { i, cell in
+                i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
+
+/// The node/namespace/interface/address table of `up`, `status NAME` and `validate --plan`.
+enum PlanTable {
+    static func render(_ plan: LabPlan, lab: String) -> String {
+        var rows = [["NODE", "KIND", "NAMESPACE", "INTERFACE", "ADDRESS", "NAT / ROLE"]]
+        for node in plan.nodes {
+            var detail = ""
+            if let nat = node.nat { detail = nat.summary }
+            if let role = node.role { detail = "run: \(role)" }
+            let ns = LabNaming.namespace(lab: lab, node: node.name)
+            let interfaces = node.interfaces.filter { !$0.addresses.isEmpty }
+            if interfaces.isEmpty {
+                rows.append([node.name, node.kind.rawValue, ns, "", "", detail])
+            }
+            for (i, interface) in interfaces.enumerated() {
+                let first = i == 0
+                rows.append([first ? node.name : "", first ? node.kind.rawValue : "", first ? ns : "",
+                             interface.name, interface.addresses.joined(separator: " "), first ? detail : ""])
+            }
+        }
+        return Table.render(rows)
+    }
+}
+
+extension NATProfile {
+    /// One line: the preset, or the RFC 4787 fields.
+    var summary: String {
+        switch kind {
+        case .none: return "routing only"
+        case .firewall: return "firewall (\(filtering.rawValue) filtering)"
+        case .nat:
+            let base = preset ?? "\(mapping.rawValue) mapping, \(filtering.rawValue) filtering"
+            return "NAT " + base + (hairpin ? ", hairpin" : "")
+        }
+    }
+}
+
+enum Report {
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
+    static func collection(_ c: LabEngine.Collection) -> String {
+        var parts: [String] = []
+        if !c.labs.isEmpty { parts.append("labs \(c.labs.joined(separator: ", "))") }
+        parts.append("\(c.namespaces.count) namespace\(c.namespaces.count == 1 ? "" : "s")")
+        if !c.processes.isEmpty { parts.append("\(c.processes.count) processes") }
+        return parts.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,65 @@
+import ArgumentParser
+import Foundation
+import Lab
+import Topology
+
+struct Up: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Build a lab from a topology file and leave it running.",
+        discussion: """
+        Creates one network namespace per node (natlab-<lab>.<node>), veth pairs placed directly \
+        in their namespaces, bridges, addresses, routes, sysctls and each router's nftables NAT, \
+        all through netlink and libnftables. Stale leftovers of labs whose natlab was killed are \
+        collected first. Ctrl-C or SIGTERM during the build removes what was built.
+
+        Then: `natlab exec LAB NODE -- CMD` runs a command in a node, `natlab down LAB` removes it.
+        With --emit-shell nothing is built: the equivalent `ip`/`nft` script is printed instead \
+        (run it with `bash script up` / `bash script down`; needs no natlab).
+        """
+    )
+
+    @Argument(help: "Topology file (YAML).")
+    var file: String
+
+    @Option(help: "Lab name (default: the topology's `name:`). Lower-case letters, digits, '-'; at most 24.")
+    var name: String?
+
+    @Flag(help: "Print the lab as JSON instead of a table.")
+    var json = false
+
+    @Flag(help: "Print the equivalent ip/nft shell script and exit, building nothing.")
+    var emitShell = false
+
+    func run() throws {
+        try reportingErrors {
+            let topology: Topology
+            do { topology = try TopologyLoader.load(path: file) } catch { throw LabError.invalidTopology(error) }
+            let labName = name ?? topology.name
+            if let why = LabNaming.problem(withLabName: labName) { throw LabError.invalidName(why) }
+            let plan = Planner.plan(topology)
+            if emitShell {
+                print(ShellScript.render(plan) { LabNaming.namespace(lab: labName, node: $0) }, terminator: "")
+                return
+            }
+            try requireRoot("up")
+            let engine = LabEngine()
+            let (record, collected) = try engine.up(plan: plan, name: labName,
+                                                    topologyFile: absolutePath(file))
+            if !collected.isEmpty {
+                printError("collected leftovers first: \(Report.collection(collected))")
+            }
+            if json {
+                print(try Report.json(record))
+            } else {
+                let ms = record.buildMilliseconds.map { String(format: "%.1f ms", $0) } ?? "?"
+                print("lab \(record.name) is up (\(record.plan.nodes.count) namespaces, built in \(ms))")
+                print(PlanTable.render(record.plan, lab: record.name))
+                print("next: natlab exec \(record.name) NODE -- CMD   ·   natlab down \(record.name)")
+            }
+        }
+    }
+}
+
+func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+}
