@@ -9,6 +9,19 @@
 // The three commands are one nft transaction: applying the script twice leaves exactly one table, and
 // other tables in the router's namespace (e.g. the observer's counters) are left alone, unlike
 // `flush ruleset`. After loading, flush the namespace's conntrack table (P3).
+//
+// Decisions (see reference/nat-recipes.md for the recipes and pitfalls P1–P16):
+// - kind `none` renders nil: routing only, no conntrack rules at all.
+// - One address: exactly the verified natgen.sh rules, minus the maps/sets a profile never reads (e.g.
+//   symmetric + APDF has no maps and no learn chain). Rule comments are kept by the kernel (`nft list`).
+// - A pool (several consecutive WAN addresses): the same recipes with the external *address . port* in the
+//   maps (`snat ip to ip saddr . udp sport map @int2ext`, `dnat ip to ip daddr . udp dport map @ext2int`),
+//   `snat to A-B` for new mappings and `persistent` for paired pooling (§10); strict EIM marks owned ports
+//   pool-wide in `ext_ports`. Checked with real UDP (EIM+paired, ADM+ADF+arbitrary), not part of natgen.sh.
+// - Lifetimes use the per-netns sysctls (`sysctls(for:)`, §7.1), not a `ct timeout` object; every map and
+//   set timeout equals the longest UDP conntrack timeout (P8).
+// - Firewall pinhole updates run before `ct state established accept`, so every outbound packet refreshes
+//   the pinhole (REQ-6), as the NAT learn chain does.
 
 public enum NATRuleset {
     /// The table every router's ruleset lives in (family `ip` for NAT, `inet` for the firewall).
