@@ -33,14 +33,47 @@ public struct NATProfile: Sendable, Equatable, Codable {
     public var tcpTimeout: Int?
     /// The preset this profile started from, for display ("port-restricted-cone").
     public var preset: String?
+    /// How a new mapping's external port is chosen (YAML `ports:`). Endpoint-dependent mappings
+    /// (address-dependent, address-and-port-dependent) always take fresh random ports: `.preserve`
+    /// renders as `.random` for them, and the parser rejects an explicit `ports: preserve` there.
+    public var ports: PortAssignment
+    /// Which external address a host gets when the router has several (YAML `pooling:`).
+    /// Only used when the ruleset context has more than one WAN address.
+    public var pooling: Pooling
+
+    /// External port choice for new mappings.
+    public enum PortAssignment: Sendable, Equatable, Codable, CustomStringConvertible {
+        /// Keep the inside source port when it is free (kernel default).
+        case preserve
+        /// A random free port for each new mapping.
+        case random
+        /// Ports only from `lower...upper` (an inside port in the range is kept when free).
+        case range(lower: Int, upper: Int)
+
+        public var description: String {
+            switch self {
+            case .preserve: "preserve"
+            case .random: "random"
+            case .range(let lower, let upper): "\(lower)-\(upper)"
+            }
+        }
+    }
+
+    /// RFC 4787 §4.1 address pooling.
+    public enum Pooling: String, Sendable, Codable, CaseIterable {
+        /// Every mapping of one inside host uses the same external address (REQ-2; `persistent`).
+        case paired
+        /// Any external address for any mapping.
+        case arbitrary
+    }
 
     public init(kind: Kind, mapping: Mapping = .endpointIndependent,
                 filtering: Filtering = .addressAndPortDependent, hairpin: Bool = false,
                 udpTimeout: Int? = nil, udpStreamTimeout: Int? = nil, tcpTimeout: Int? = nil,
-                preset: String? = nil) {
+                preset: String? = nil, ports: PortAssignment = .preserve, pooling: Pooling = .paired) {
         self.kind = kind; self.mapping = mapping; self.filtering = filtering; self.hairpin = hairpin
         self.udpTimeout = udpTimeout; self.udpStreamTimeout = udpStreamTimeout; self.tcpTimeout = tcpTimeout
-        self.preset = preset
+        self.preset = preset; self.ports = ports; self.pooling = pooling
     }
 }
 
