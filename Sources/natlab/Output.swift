@@ -39,19 +39,6 @@ enum PlanTable {
     }
 }
 
-extension NATProfile {
-    /// One line: the preset, or the RFC 4787 fields.
-    var summary: String {
-        switch kind {
-        case .none: return "routing only"
-        case .firewall: return "firewall (\(filtering.rawValue) filtering)"
-        case .nat:
-            let base = preset ?? "\(mapping.rawValue) mapping, \(filtering.rawValue) filtering"
-            return "NAT " + base + (hairpin ? ", hairpin" : "")
-        }
-    }
-}
-
 enum Report {
     static func json<T: Encodable>(_ value: T) throws -> String {
         let encoder = JSONEncoder()
