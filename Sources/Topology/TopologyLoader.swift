@@ -413,26 +413,34 @@ struct Checker {
         return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
     }
 
-    /// "; did you mean 'x'?" for the closest candidate within a small edit distance, else "".
+    /// "; did you mean 'x'?" for the closest candidate (edit distance with transpositions, or a prefix), else "".
     static func suggestion(_ word: String, among candidates: [String]) -> String {
-        let scored = candidates.map { ($0, editDistance(word, $0)) }.filter { $0.1 <= max(1, min(3, $0.0.count / 3)) && $0.1 > 0 }
+        let w = word.lowercased()
+        let scored = candidates.map { c -> (String, Int) in
+            let d = editDistance(w, c.lowercased())
+            let prefix = w.count >= 3 && (c.lowercased().hasPrefix(w) || w.hasPrefix(c.lowercased()))
+            return (c, prefix ? min(d, 1) : d)
+        }.filter { $0.1 > 0 && $0.1 <= max(1, min(3, $0.0.count / 3)) }
         guard let best = scored.min(by: { $0.1 < $1.1 }) else { return "" }
         return "; did you mean '\(best.0)'?"
     }
 
+    /// Optimal string alignment distance (insertions, deletions, substitutions, adjacent transpositions).
     static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a.lowercased()), b = Array(b.lowercased())
+        let a = Array(a), b = Array(b)
         if a.isEmpty { return b.count }
         if b.isEmpty { return a.count }
-        var prev = Array(0...b.count)
+        var d = Array(repeating: Array(repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { d[i][0] = i }
+        for j in 0...b.count { d[0][j] = j }
         for i in 1...a.count {
-            var cur = [i] + Array(repeating: 0, count: b.count)
             for j in 1...b.count {
-                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
             }
-            prev = cur
         }
-        return prev[b.count]
+        return d[a.count][b.count]
     }
 
     // MARK: YAML errors
