@@ -223,7 +223,7 @@ struct Checker {
             do {
                 return try NATProfile.parse(preset: s.string)
             } catch {
-                self.error(node, error.message + Checker.suggestion(s.string, among: NATProfile.presetNames))
+                self.error(node, error.message)   // NATModel names the presets and suggests one
                 return nil
             }
         case .mapping:
