@@ -215,7 +215,7 @@ import Testing
           a: { nat: no-such-preset }
           b:
             nat:
-              mapping: endpoint-independent
+              mapping: sideways
           c: { nat: [full-cone] }
           d: { nat: { mapping: { x: 1 } } }
         """
