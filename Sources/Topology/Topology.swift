@@ -1,0 +1,155 @@
+import NATModel
+
+/// One problem in a topology file, printed like a compiler diagnostic: `file:line:col: error: message`.
+/// Line and column are 1-based; columns count Unicode scalars (as libyaml does).
+public struct Diagnostic: Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public var message: String
+    public init(file: String, line: Int, column: Int, message: String) {
+        self.file = file; self.line = line; self.column = column; self.message = message
+    }
+    public var description: String { "\(file):\(line):\(column): error: \(message)" }
+}
+
+/// Every problem found in a topology file, sorted by position. Nothing is built when this is thrown.
+public struct TopologyError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var diagnostics: [Diagnostic]
+    public init(diagnostics: [Diagnostic]) {
+        // Stable sort: problems found at one position keep the order they were found in.
+        self.diagnostics = diagnostics.enumerated().sorted {
+            ($0.element.line, $0.element.column, $0.offset) < ($1.element.line, $1.element.column, $1.offset)
+        }.map(\.element)
+    }
+    public var description: String { diagnostics.map(\.description).joined(separator: "\n") }
+}
+
+/// What a host runs once the lab is up (started by later work; the topology only records it).
+public enum Role: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// RFC 5389/5780 STUN server; the host gets two addresses so RFC 5780 probes can change IP.
+    case stunServer
+    case turnServer
+    case rendezvous
+    case agent
+    /// The third-party coturn server (baseline).
+    case coturn
+    /// An external program, argv as written (no shell).
+    case exec([String])
+
+    /// The role names accepted by `run:` (besides `{ exec: [...] }`).
+    public static let names = ["stun-server", "turn-server", "rendezvous", "agent", "coturn"]
+
+    public init?(name: String) {
+        switch name {
+        case "stun-server": self = .stunServer
+        case "turn-server": self = .turnServer
+        case "rendezvous": self = .rendezvous
+        case "agent": self = .agent
+        case "coturn": self = .coturn
+        default: return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .stunServer: "stun-server"
+        case .turnServer: "turn-server"
+        case .rendezvous: "rendezvous"
+        case .agent: "agent"
+        case .coturn: "coturn"
+        case .exec(let argv): "exec \(argv.joined(separator: " "))"
+        }
+    }
+
+    /// How many addresses the host needs on its segment.
+    public var addressCount: Int { self == .stunServer ? 2 : 1 }
+}
+
+/// A validated lab description: what the YAML file says, with defaults filled in. Value type; the
+/// address plan and build steps come from `Planner.plan(_:)`.
+public struct Topology: Sendable, Equatable {
+    /// The name of the public core every top-level router and public host attaches to.
+    public static let internet = "internet"
+    /// The default public core subnet (RFC 5737 TEST-NET-3).
+    public static let defaultInternetSubnet = IPv4Network("203.0.113.0/24")!
+    /// Names a node may not take: they name the core or interfaces inside namespaces
+    /// (`all` and `default` collide with `/proc/sys/net/ipv4/conf/{all,default}`).
+    public static let reservedNames: Set<String> = ["internet", "lan", "wan", "lo", "eth0", "ix", "all", "default"]
+
+    public struct Router: Sendable, Equatable {
+        public var name: String
+        /// `internet` or another router's name.
+        public var upstream: String
+        /// The LAN subnet (explicit or automatic, see `Planner`).
+        public var lan: IPv4Network
+        /// False when the LAN was chosen automatically.
+        public var lanIsExplicit: Bool
+        public var nat: NATProfile
+        /// Explicit address on the upstream segment; nil: next free.
+        public var address: IPv4Address?
+        public init(name: String, upstream: String = Topology.internet, lan: IPv4Network, lanIsExplicit: Bool = true,
+                    nat: NATProfile, address: IPv4Address? = nil) {
+            self.name = name; self.upstream = upstream; self.lan = lan; self.lanIsExplicit = lanIsExplicit
+            self.nat = nat; self.address = address
+        }
+        /// True when packets from the LAN keep their source address (`none`, `firewall`).
+        public var translates: Bool { nat.kind == .nat }
+    }
+
+    public struct Host: Sendable, Equatable {
+        public var name: String
+        /// `internet` or a router's name.
+        public var attach: String
+        /// Explicit (first) address on the attached segment; nil: next free.
+        public var address: IPv4Address?
+        public var role: Role?
+        public init(name: String, attach: String, address: IPv4Address? = nil, role: Role? = nil) {
+            self.name = name; self.attach = attach; self.address = address; self.role = role
+        }
+    }
+
+    public var name: String
+    public var description: String?
+    public var internetSubnet: IPv4Network
+    /// In file order.
+    public var routers: [Router]
+    /// In file order.
+    public var hosts: [Host]
+
+    public init(name: String, description: String? = nil, internetSubnet: IPv4Network = Topology.defaultInternetSubnet,
+                routers: [Router], hosts: [Host]) {
+        self.name = name; self.description = description; self.internetSubnet = internetSubnet
+        self.routers = routers; self.hosts = hosts
+    }
+
+    public func router(named name: String) -> Router? { routers.first { $0.name == name } }
+    public func host(named name: String) -> Host? { hosts.first { $0.name == name } }
+}
+
+extension Role {
+    // Encoded as the role name (`"stun-server"`) or `{"exec": [argv…]}`, like the YAML.
+    private enum CodingKeys: String, CodingKey { case exec }
+
+    public init(from decoder: Decoder) throws {
+        if let c = try? decoder.singleValueContainer(), let name = try? c.decode(String.self) {
+            guard let role = Role(name: name) else {
+                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown role \(name)"))
+            }
+            self = role
+            return
+        }
+        let keyed = try decoder.container(keyedBy: CodingKeys.self)
+        self = .exec(try keyed.decode([String].self, forKey: .exec))
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        if case .exec(let argv) = self {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(argv, forKey: .exec)
+        } else {
+            var c = encoder.singleValueContainer()
+            try c.encode(description)
+        }
+    }
+}

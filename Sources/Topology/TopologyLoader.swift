@@ -1,0 +1,478 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import NATModel
+import Yams
+
+/// Reads topology files: YAML syntax, schema, and semantic validation. Every problem is reported at
+/// once, each at its `file:line:column`, before anything is created.
+public enum TopologyLoader {
+    /// Reads and validates `path`; an unreadable file is reported as a diagnostic too.
+    public static func load(path: String) throws(TopologyError) -> Topology {
+        let text: String
+        do {
+            text = try readFile(path)
+        } catch {
+            throw TopologyError(diagnostics: [Diagnostic(file: path, line: 1, column: 1, message: error.message)])
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Validates YAML text; `file` is used in diagnostics and, without `name:`, for the lab name
+    /// (the file name without directory and extension).
+    public static func parse(_ yaml: String, file: String) throws(TopologyError) -> Topology {
+        var checker = Checker(file: file)
+        let topology = checker.run(yaml)
+        if let topology, checker.diagnostics.isEmpty { return topology }
+        throw TopologyError(diagnostics: checker.diagnostics)
+    }
+
+    struct ReadError: Error { var message: String }
+
+    static func readFile(_ path: String) throws(ReadError) -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ReadError(message: "cannot read topology file: no such file")
+        }
+        if isDirectory.boolValue { throw ReadError(message: "cannot read topology file: it is a directory") }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ReadError(message: "cannot read topology file: permission denied or I/O error")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ReadError(message: "cannot read topology file: not valid UTF-8")
+        }
+        return text
+    }
+}
+
+/// A position in the file (1-based line and column).
+struct Pos: Equatable, CustomStringConvertible {
+    var line: Int
+    var column: Int
+    static let start = Pos(line: 1, column: 1)
+    init(line: Int, column: Int) { self.line = line; self.column = column }
+    init(_ node: Node) {
+        let m = node.mark
+        self.init(line: m?.line ?? 1, column: m?.column ?? 1)
+    }
+    var description: String { "\(line):\(column)" }
+}
+
+/// A scalar with where it was written.
+struct Located<T> {
+    var value: T
+    var pos: Pos
+}
+
+// MARK: - Checker
+
+struct Checker {
+    let file: String
+    var diagnostics: [Diagnostic] = []
+
+    init(file: String) { self.file = file }
+
+    mutating func error(_ pos: Pos, _ message: String) {
+        diagnostics.append(Diagnostic(file: file, line: pos.line, column: pos.column, message: message))
+    }
+    mutating func error(_ node: Node, _ message: String) { error(Pos(node), message) }
+
+    // Raw declarations, as read (stage 1).
+    struct RawRouter {
+        var name: String
+        var namePos: Pos
+        var upstream: Located<String>?
+        var lan: Located<IPv4Network>?
+        var lanInvalid = false
+        var nat: NATProfile?
+        var natInvalid = false
+        var address: Located<IPv4Address>?
+    }
+    struct RawHost {
+        var name: String
+        var namePos: Pos
+        var attach: Located<String>?
+        var address: Located<IPv4Address>?
+        var role: Role?
+    }
+
+    // MARK: Stage 1: YAML -> raw declarations
+
+    mutating func run(_ yaml: String) -> Topology? {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            report(error, in: yaml)
+            return nil
+        } catch {
+            self.error(.start, "cannot parse YAML: \(error)")
+            return nil
+        }
+        guard let root, !isNull(root) else {
+            error(.start, "the file is empty: expected a mapping with `routers:` and/or `hosts:`")
+            return nil
+        }
+        guard let top = mapping(root, what: "the top level", example: "`routers:` and `hosts:`") else { return nil }
+        checkKeys(top, allowed: ["name", "description", "internet", "routers", "hosts"], in: "the top level")
+
+        var name = TopologyLoader.defaultName(file: file)
+        var namePos: Pos? = nil
+        if let n = top.value("name"), let s = string(n, what: "a lab name") {
+            name = s; namePos = Pos(n)
+        }
+        if !Checker.isValidLabName(name) {
+            if let namePos {
+                error(namePos, "invalid lab name '\(name)': use lowercase letters, digits and '-', starting with a letter or digit, at most 24 characters")
+            } else {
+                error(.start, "the lab name '\(name)' taken from the file name is invalid (lowercase letters, digits and '-', at most 24 characters): add a `name:`")
+            }
+        }
+        var description: String? = nil
+        if let d = top.value("description"), !isNull(d) { description = string(d, what: "a description") }
+
+        var internetSubnet = Topology.defaultInternetSubnet
+        var internetPos = Pos(root)
+        var internetValid = true
+        if let inet = top.value("internet"), !isNull(inet) {
+            internetPos = Pos(top.keyNode("internet")!)
+            if let m = mapping(inet, what: "`internet`", example: "`{ subnet: 203.0.113.0/24 }`") {
+                checkKeys(m, allowed: ["subnet"], in: "`internet`")
+                if let s = m.value("subnet") {
+                    if let net = subnet(s) { internetSubnet = net; internetPos = Pos(s) } else { internetValid = false }
+                }
+            }
+        }
+
+        var sectionBroken = false
+        var routers: [RawRouter] = []
+        if let section = top.value("routers"), !isNull(section) {
+            if let m = mapping(section, what: "`routers`", example: "`home1: { nat: port-restricted-cone }`") {
+                for entry in m.entries { routers.append(readRouter(entry)) }
+            } else { sectionBroken = true }
+        }
+        var hosts: [RawHost] = []
+        if let section = top.value("hosts"), !isNull(section) {
+            if let m = mapping(section, what: "`hosts`", example: "`alice: { attach: home1 }`") {
+                for entry in m.entries { hosts.append(readHost(entry)) }
+            } else { sectionBroken = true }
+        }
+        if routers.isEmpty && hosts.isEmpty && !sectionBroken {
+            error(Pos(root), "the lab has no nodes: add `routers:` and/or `hosts:`")
+        }
+
+        return validate(name: name, description: description, internetSubnet: internetSubnet,
+                        internetPos: internetPos, internetValid: internetValid, rootPos: Pos(root),
+                        routers: routers, hosts: hosts)
+    }
+
+    mutating func readRouter(_ e: MappingView.Entry) -> RawRouter {
+        var r = RawRouter(name: e.key, namePos: Pos(e.keyNode))
+        checkName(e)
+        guard !isNull(e.value), let m = mapping(e.value, what: "router '\(e.key)'",
+                                                  example: "`{ upstream: internet, lan: 192.168.1.0/24, nat: port-restricted-cone }`")
+        else {
+            r.nat = Checker.defaultNAT
+            return r
+        }
+        checkKeys(m, allowed: ["upstream", "lan", "nat", "address"], in: "router '\(e.key)'")
+        if let u = m.value("upstream"), let s = string(u, what: "a router name or `internet`") {
+            r.upstream = Located(value: s, pos: Pos(u))
+        }
+        if let l = m.value("lan") {
+            if let net = subnet(l) { r.lan = Located(value: net, pos: Pos(l)) } else { r.lanInvalid = true }
+        }
+        if let n = m.value("nat"), !isNull(n) {
+            r.nat = natProfile(n)
+            r.natInvalid = r.nat == nil
+        } else {
+            r.nat = Checker.defaultNAT
+        }
+        if let a = m.value("address") { r.address = address(a) }
+        return r
+    }
+
+    mutating func readHost(_ e: MappingView.Entry) -> RawHost {
+        var h = RawHost(name: e.key, namePos: Pos(e.keyNode))
+        checkName(e)
+        let example = "`{ attach: home1, run: agent }`"
+        guard !isNull(e.value), let m = mapping(e.value, what: "host '\(e.key)'", example: example) else {
+            if isNull(e.value) {
+                error(e.keyNode, "host '\(e.key)' needs `attach:` (a router name or `internet`)")
+            }
+            return h
+        }
+        checkKeys(m, allowed: ["attach", "address", "run"], in: "host '\(e.key)'")
+        if let a = m.value("attach") {
+            if let s = string(a, what: "a router name or `internet`") { h.attach = Located(value: s, pos: Pos(a)) }
+        } else {
+            error(e.keyNode, "host '\(e.key)' needs `attach:` (a router name or `internet`)")
+        }
+        if let a = m.value("address") { h.address = address(a) }
+        if let r = m.value("run"), !isNull(r) { h.role = role(r) }
+        return h
+    }
+
+    static let defaultNAT: NATProfile =
+        (try? NATProfile.parse(preset: "port-restricted-cone")) ?? NATProfile(kind: .nat, preset: "port-restricted-cone")
+
+    mutating func natProfile(_ node: Node) -> NATProfile? {
+        switch node {
+        case .scalar(let s):
+            do {
+                return try NATProfile.parse(preset: s.string)
+            } catch {
+                self.error(node, error.message)   // NATModel names the presets and suggests one
+                return nil
+            }
+        case .mapping:
+            guard let m = mapping(node, what: "`nat`", example: "") else { return nil }
+            var fields: [(key: String, value: NATSpecValue)] = []
+            var ok = true
+            for e in m.entries {
+                switch e.value {
+                case .scalar(let s):
+                    fields.append((e.key, .scalar(s.string)))
+                case .sequence(let seq):
+                    var items: [String] = []
+                    for item in seq {
+                        if case .scalar(let s) = item { items.append(s.string) } else {
+                            error(item, "expected a value in the list of `\(e.key)`, found \(Checker.describe(item))")
+                            ok = false
+                        }
+                    }
+                    fields.append((e.key, .list(items)))
+                case .mapping:
+                    error(e.value, "expected a value or a list for `\(e.key)`, found a mapping")
+                    ok = false
+                }
+            }
+            guard ok else { return nil }
+            do {
+                return try NATProfile.parse(fields: fields)
+            } catch {
+                for problem in error.errors {
+                    let pos = problem.key.flatMap { k in m.entries.first { $0.key == k }.map { Pos($0.keyNode) } } ?? Pos(node)
+                    self.error(pos, problem.message)
+                }
+                return nil
+            }
+        case .sequence:
+            error(node, "`nat` takes a preset name (\(NATProfile.presetNames.joined(separator: ", "))) or a mapping of RFC 4787 fields, found a list")
+            return nil
+        }
+    }
+
+    mutating func role(_ node: Node) -> Role? {
+        switch node {
+        case .scalar(let s):
+            if let r = Role(name: s.string) { return r }
+            error(node, "unknown role '\(s.string)' (one of \(Role.names.joined(separator: ", ")), or `{ exec: [program, args…] }`)"
+                  + Checker.suggestion(s.string, among: Role.names))
+            return nil
+        case .mapping:
+            guard let m = mapping(node, what: "`run`", example: "`{ exec: [program, args…] }`") else { return nil }
+            checkKeys(m, allowed: ["exec"], in: "`run`")
+            guard let x = m.value("exec") else {
+                error(node, "`run` as a mapping needs `exec: [program, args…]`")
+                return nil
+            }
+            guard case .sequence(let seq) = x else {
+                error(x, "`exec` takes a list (program and arguments, no shell): `exec: [program, args…]`, found \(Checker.describe(x))")
+                return nil
+            }
+            var argv: [String] = []
+            for item in seq {
+                if case .scalar(let s) = item { argv.append(s.string) } else {
+                    error(item, "expected a program argument, found \(Checker.describe(item))")
+                    return nil
+                }
+            }
+            if argv.first?.isEmpty ?? true {
+                error(x, "`exec` needs at least a program name")
+                return nil
+            }
+            return .exec(argv)
+        case .sequence:
+            error(node, "`run` takes a role name (\(Role.names.joined(separator: ", "))) or `{ exec: [program, args…] }`, found a list")
+            return nil
+        }
+    }
+
+    // MARK: Scalars
+
+    mutating func subnet(_ node: Node) -> IPv4Network? {
+        guard let s = string(node, what: "a subnet like 192.168.1.0/24") else { return nil }
+        switch IPv4Network.parse(s) {
+        case .ok(let n):
+            return n
+        case .malformed:
+            error(node, "invalid subnet '\(s)': expected an IPv4 CIDR like 192.168.1.0/24")
+        case .hostBitsSet(let suggestion):
+            error(node, "subnet '\(s)' has host bits set; did you mean '\(suggestion)'?")
+        }
+        return nil
+    }
+
+    mutating func address(_ node: Node) -> Located<IPv4Address>? {
+        guard let s = string(node, what: "an IPv4 address") else { return nil }
+        if let a = IPv4Address(s) { return Located(value: a, pos: Pos(node)) }
+        error(node, "invalid IPv4 address '\(s)'" + (s.contains("/") ? ": give the address without a prefix length" : ""))
+        return nil
+    }
+
+    /// A scalar's text; reports lists, mappings and null.
+    mutating func string(_ node: Node, what: String) -> String? {
+        if case .scalar(let s) = node, !isNull(node) { return s.string }
+        error(node, "expected \(what), found \(Checker.describe(node))")
+        return nil
+    }
+
+    func isNull(_ node: Node) -> Bool {
+        if case .scalar(let s) = node, s.style == .plain || s.style == .any {
+            return Resolver.default.resolveTag(of: node) == .null
+        }
+        return false
+    }
+
+    static func describe(_ node: Node) -> String {
+        switch node {
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .scalar(let s):
+            guard s.style == .plain || s.style == .any else { return "the string '\(s.string)'" }
+            switch Resolver.default.resolveTag(of: node) {
+            case .null: return "nothing"
+            case .int, .float: return "the number \(s.string)"
+            case .bool: return "the boolean \(s.string)"
+            default: return "the string '\(s.string)'"
+            }
+        }
+    }
+
+    // MARK: Mappings
+
+    /// A YAML mapping with string keys, duplicates reported and dropped (first one wins).
+    struct MappingView {
+        struct Entry { var key: String; var keyNode: Node; var value: Node }
+        var entries: [Entry]
+        func value(_ key: String) -> Node? { entries.first { $0.key == key }?.value }
+        func keyNode(_ key: String) -> Node? { entries.first { $0.key == key }?.keyNode }
+    }
+
+    mutating func mapping(_ node: Node, what: String, example: String) -> MappingView? {
+        guard case .mapping(let m) = node else {
+            error(node, "expected a mapping for \(what)\(example.isEmpty ? "" : " like \(example)"), found \(Checker.describe(node))")
+            return nil
+        }
+        var entries: [MappingView.Entry] = []
+        for (k, v) in m {
+            guard case .scalar(let ks) = k else {
+                error(k, "expected a name as key in \(what), found \(Checker.describe(k))")
+                continue
+            }
+            if let first = entries.first(where: { $0.key == ks.string }) {
+                error(k, "duplicate key '\(ks.string)' in \(what) (first at \(Pos(first.keyNode)))")
+                continue
+            }
+            entries.append(.init(key: ks.string, keyNode: k, value: v))
+        }
+        return MappingView(entries: entries)
+    }
+
+    mutating func checkKeys(_ m: MappingView, allowed: [String], in what: String) {
+        for e in m.entries where !allowed.contains(e.key) {
+            let hint = Checker.suggestion(e.key, among: allowed)
+            error(e.keyNode, "unknown key '\(e.key)' in \(what)"
+                  + (hint.isEmpty ? " (expected one of: \(allowed.joined(separator: ", ")))" : hint))
+        }
+    }
+
+    // MARK: Names
+
+    mutating func checkName(_ e: MappingView.Entry) {
+        let name = e.key
+        if Topology.reservedNames.contains(name) {
+            error(e.keyNode, "'\(name)' is a reserved name (reserved: \(Topology.reservedNames.sorted().joined(separator: ", ")))")
+        } else if !Checker.isValidNodeName(name) {
+            error(e.keyNode, "invalid name '\(name)': node names are lowercase letters, digits, '-' and '_', starting with a letter")
+        } else if name.utf8.count > 15 {
+            error(e.keyNode, "name '\(name)' is \(name.utf8.count) bytes long; at most 15 (it becomes an interface name)")
+        }
+    }
+
+    static func isValidNodeName(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, ("a"..."z").contains(first) else { return false }
+        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" }
+    }
+
+    static func isValidLabName(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, ("a"..."z").contains(first) || ("0"..."9").contains(first),
+              s.utf8.count <= 24 else { return false }
+        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+    }
+
+    /// "; did you mean 'x'?" for the closest candidate (edit distance with transpositions, or a prefix), else "".
+    static func suggestion(_ word: String, among candidates: [String]) -> String {
+        let w = word.lowercased()
+        let scored = candidates.map { c -> (String, Int) in
+            let d = editDistance(w, c.lowercased())
+            let prefix = w.count >= 3 && (c.lowercased().hasPrefix(w) || w.hasPrefix(c.lowercased()))
+            return (c, prefix ? min(d, 1) : d)
+        }.filter { $0.1 > 0 && $0.1 <= max(1, min(3, $0.0.count / 3)) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }) else { return "" }
+        return "; did you mean '\(best.0)'?"
+    }
+
+    /// Optimal string alignment distance (insertions, deletions, substitutions, adjacent transpositions).
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var d = Array(repeating: Array(repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { d[i][0] = i }
+        for j in 0...b.count { d[0][j] = j }
+        for i in 1...a.count {
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] { d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1) }
+            }
+        }
+        return d[a.count][b.count]
+    }
+
+    // MARK: YAML errors
+
+    mutating func report(_ e: YamlError, in yaml: String) {
+        func text(_ problem: String, _ context: YamlError.Context?) -> String {
+            guard let context else { return "invalid YAML: \(problem)" }
+            return "invalid YAML: \(problem) (\(context.text) at \(context.mark.line):\(context.mark.column))"
+        }
+        switch e {
+        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
+             let .composer(context, problem, mark, _):
+            error(Pos(line: mark.line, column: mark.column), text(problem, context))
+        case let .reader(problem, offset, _, _):
+            var pos = Pos.start
+            if let offset {
+                for ch in yaml.prefix(offset) {
+                    if ch == "\n" || ch == "\r\n" { pos.line += 1; pos.column = 1 } else { pos.column += ch.unicodeScalars.count }
+                }
+            }
+            error(pos, "invalid YAML: \(problem)")
+        default:
+            error(.start, "invalid YAML: \(e)")
+        }
+    }
+}
+
+extension TopologyLoader {
+    /// The file name without directory and extension (`Topologies/two-homes.yaml` → `two-homes`).
+    static func defaultName(file: String) -> String {
+        let base = file.split(separator: "/").last.map(String.init) ?? file
+        if let dot = base.lastIndex(of: "."), dot != base.startIndex { return String(base[..<dot]) }
+        return base
+    }
+}

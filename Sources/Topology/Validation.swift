@@ -1,0 +1,197 @@
+import NATModel
+
+// Stage 2: semantic validation of the raw declarations (names, references, cycles, address plan).
+extension Checker {
+    mutating func validate(name: String, description: String?, internetSubnet: IPv4Network, internetPos: Pos,
+                           internetValid: Bool, rootPos: Pos, routers raw: [RawRouter], hosts: [RawHost]) -> Topology? {
+        let internet = Topology.internet
+        // Names: unique across routers and hosts (duplicates inside one section are duplicate keys).
+        var routerIndex: [String: Int] = [:]
+        for (i, r) in raw.enumerated() where routerIndex[r.name] == nil { routerIndex[r.name] = i }
+        var hostIndex: [String: Int] = [:]
+        for (i, h) in hosts.enumerated() {
+            if let r = routerIndex[h.name] {
+                error(h.namePos, "duplicate name '\(h.name)': already used by the router at \(raw[r].namePos)")
+            } else if hostIndex[h.name] == nil {
+                hostIndex[h.name] = i
+            }
+        }
+        let targets = raw.map(\.name) + [internet]
+
+        // Upstreams: `internet` or another router.
+        var parent: [Int?] = Array(repeating: nil, count: raw.count)   // nil: the internet
+        var upstreamOK = Array(repeating: true, count: raw.count)
+        for (i, r) in raw.enumerated() {
+            guard let up = r.upstream else { continue }
+            if up.value == internet { continue }
+            if up.value == r.name {
+                error(up.pos, "upstream cycle: \(r.name) → \(r.name) (a router cannot be its own upstream)")
+                upstreamOK[i] = false
+            } else if let j = routerIndex[up.value] {
+                parent[i] = j
+            } else if hostIndex[up.value] != nil {
+                error(up.pos, "upstream '\(up.value)' of router '\(r.name)' is a host; a router's upstream is `internet` or another router")
+                upstreamOK[i] = false
+            } else {
+                error(up.pos, "unknown upstream '\(up.value)' of router '\(r.name)'" + Checker.suggestion(up.value, among: targets)
+                      + " (routers: \(targets.joined(separator: ", ")))")
+                upstreamOK[i] = false
+            }
+        }
+
+        // Cycles: a router is rooted when its upstream chain reaches the internet.
+        var rooted: [Bool?] = Array(repeating: nil, count: raw.count)
+        for start in raw.indices where rooted[start] == nil {
+            var path: [Int] = []
+            var i = start
+            var result: Bool
+            while true {
+                if let known = rooted[i] { result = known; break }
+                if !upstreamOK[i] { result = false; path.append(i); break }
+                if let k = path.firstIndex(of: i) {
+                    let cycle = Array(path[k...])
+                    let first = cycle.min()!
+                    let rotated = Array(cycle.drop { $0 != first }) + Array(cycle.prefix { $0 != first })
+                    let names = (rotated + [first]).map { raw[$0].name }.joined(separator: " → ")
+                    error(raw[first].upstream!.pos, "upstream cycle: \(names)")
+                    result = false
+                    break
+                }
+                path.append(i)
+                guard let p = parent[i] else { result = true; break }
+                i = p
+            }
+            for p in path { rooted[p] = result }
+        }
+        let isRooted = rooted.map { $0 ?? false }
+
+        // Hosts attach to `internet` or a router.
+        var hostParent: [Int?] = Array(repeating: nil, count: hosts.count)
+        var hostOK = Array(repeating: false, count: hosts.count)
+        for (i, h) in hosts.enumerated() {
+            guard let a = h.attach else { continue }
+            if a.value == internet {
+                hostOK[i] = true
+            } else if let j = routerIndex[a.value] {
+                hostParent[i] = j; hostOK[i] = true
+            } else if hostIndex[a.value] != nil || h.name == a.value {
+                error(a.pos, "host '\(h.name)' is attached to '\(a.value)', which is a host; hosts attach to a router or `internet`")
+            } else {
+                error(a.pos, "unknown attach target '\(a.value)' of host '\(h.name)'" + Checker.suggestion(a.value, among: targets)
+                      + " (routers: \(targets.joined(separator: ", ")))")
+            }
+        }
+
+        // Automatic LANs: 10.K.0.0/24 (100.64.K.0/24 for cgnat), K = 1-based router index, skipping taken K.
+        var lans: [IPv4Network?] = raw.map { $0.lan?.value }
+        var explicitNets = raw.compactMap { $0.lan?.value }
+        if internetValid { explicitNets.append(internetSubnet) }
+        var autoNets: [IPv4Network] = []
+        for (i, r) in raw.enumerated() where r.lan == nil && !r.lanInvalid {
+            let cgnat = r.nat?.preset == "cgnat"
+            var k = i + 1
+            while k <= 255 {
+                let net = IPv4Network(network: IPv4Address(cgnat ? (100 << 24 | 64 << 16 | UInt32(k) << 8) : (10 << 24 | UInt32(k) << 16)),
+                                      prefixLength: 24)!
+                if !explicitNets.contains(where: { $0.overlaps(net) }) && !autoNets.contains(where: { $0.overlaps(net) }) {
+                    lans[i] = net; autoNets.append(net); break
+                }
+                k += 1
+            }
+            if lans[i] == nil { error(r.namePos, "no free automatic LAN for router '\(r.name)': give it a `lan:`") }
+        }
+
+        // Segments: the internet core and every router's LAN, with the children on them.
+        struct Child { var name: String; var address: Located<IPv4Address>?; var count: Int }
+        func children(of segment: Int?) -> [Child] {
+            var out: [Child] = []
+            for (i, r) in raw.enumerated() where upstreamOK[i] && parent[i] == segment {
+                out.append(Child(name: r.name, address: r.address, count: 1))
+            }
+            for (i, h) in hosts.enumerated() where hostOK[i] && hostParent[i] == segment {
+                out.append(Child(name: h.name, address: h.address, count: h.role?.addressCount ?? 1))
+            }
+            return out
+        }
+        func checkSegment(_ net: IPv4Network, gateway: IPv4Address, owner: String, gatewayText: String, pos: Pos, children: [Child]) {
+            let needed = 1 + children.reduce(0) { $0 + $1.count }
+            if needed > net.usableCount {
+                let list = children.map { $0.count > 1 ? "\($0.name) (\($0.count) addresses)" : $0.name }.joined(separator: ", ")
+                error(pos, "subnet \(net) of \(owner) is too small: \(net.usableCount) usable addresses, needs \(needed) ("
+                      + (children.isEmpty ? "its own address)" : "its own address and \(list))"))
+            }
+            var used: [IPv4Address: String] = [:]
+            for c in children {
+                guard let a = c.address else { continue }
+                if !net.contains(a.value) {
+                    error(a.pos, "address \(a.value) of '\(c.name)' is outside \(net), the subnet of \(owner)")
+                } else if net.usableCount == 0 {
+                    continue
+                } else if a.value == net.network {
+                    error(a.pos, "address \(a.value) of '\(c.name)' is the network address of \(net)")
+                } else if a.value == net.broadcast {
+                    error(a.pos, "address \(a.value) of '\(c.name)' is the broadcast address of \(net)")
+                } else if a.value == gateway {
+                    error(a.pos, "address \(a.value) of '\(c.name)' is \(gatewayText)")
+                } else if let other = used[a.value] {
+                    error(a.pos, "address \(a.value) of '\(c.name)' is already used by '\(other)'")
+                } else {
+                    used[a.value] = c.name
+                }
+            }
+        }
+        if internetValid {
+            checkSegment(internetSubnet, gateway: internetSubnet.lastUsable, owner: "the internet", 
+                         gatewayText: "the internet core's own address (the last usable one)",
+                         pos: internetPos, children: children(of: nil))
+        }
+        for (i, r) in raw.enumerated() {
+            guard let lan = lans[i] else { continue }
+            checkSegment(lan, gateway: lan.firstUsable, owner: "router '\(r.name)'",
+                         gatewayText: "the LAN address of router '\(r.name)' (the first usable one)",
+                         pos: r.lan?.pos ?? r.namePos, children: children(of: i))
+        }
+
+        // Overlaps that matter: a LAN against every subnet on its path to the internet, and against every
+        // other LAN routed without translation into the same address realm. NAT'd LANs may repeat.
+        func translates(_ i: Int) -> Bool { (raw[i].nat?.kind ?? .nat) == .nat }
+        func ancestors(_ i: Int) -> [Int] {
+            var out: [Int] = []
+            var p = parent[i]
+            while let j = p { out.append(j); p = parent[j] }
+            return out
+        }
+        var realm: [Int: String] = [:]
+        for i in raw.indices where isRooted[i] {
+            var j = i
+            while !translates(j), let p = parent[j] { j = p }
+            realm[i] = translates(j) ? raw[j].name : internet
+        }
+        for (i, r) in raw.enumerated() where isRooted[i] {
+            guard let lan = r.lan else { continue }   // automatic LANs avoid every explicit subnet
+            for j in ancestors(i) {
+                if let other = lans[j], other.overlaps(lan.value) {
+                    error(lan.pos, "LAN \(lan.value) of '\(r.name)' overlaps \(other), the LAN of '\(raw[j].name)' on its path to the internet")
+                }
+            }
+            if internetValid && internetSubnet.overlaps(lan.value) {
+                error(lan.pos, "LAN \(lan.value) of '\(r.name)' overlaps the internet subnet \(internetSubnet)")
+            }
+            for j in raw.indices where j < i && isRooted[j] && realm[j] == realm[i] {
+                guard let other = lans[j], other.overlaps(lan.value),
+                      !ancestors(i).contains(j), !ancestors(j).contains(i) else { continue }
+                let where_ = realm[i] == internet ? "on the internet" : "behind NAT '\(realm[i]!)'"
+                error(lan.pos, "LAN \(lan.value) of '\(r.name)' overlaps \(other), the LAN of '\(raw[j].name)': both are routed without translation \(where_)")
+            }
+        }
+
+        guard diagnostics.isEmpty else { return nil }
+        return Topology(
+            name: name, description: description, internetSubnet: internetSubnet,
+            routers: raw.enumerated().map { i, r in
+                Topology.Router(name: r.name, upstream: r.upstream?.value ?? internet, lan: lans[i]!,
+                                lanIsExplicit: r.lan != nil, nat: r.nat!, address: r.address?.value)
+            },
+            hosts: hosts.map { Topology.Host(name: $0.name, attach: $0.attach!.value, address: $0.address?.value, role: $0.role) })
+    }
+}
