@@ -99,7 +99,7 @@ struct LabLifecycleTests {
         try Privilege.require()
         let lab = Harness.uniqueLab("down")
         #expect(try Harness.natlab("up", Harness.topology("cgnat.yaml"), "--name", lab).status == 0)
-        let sleeper = try Harness.start(Harness.natlab, ["exec", lab, "alice", "--", "sleep", "60"])
+        let sleeper = try Harness.start(Harness.natlab, ["exec", lab, "carol", "--", "sleep", "60"])
         #expect(Harness.waitUntil(timeout: 5) { sleeper.process.isRunning })
         usleep(200_000)
         #expect(!Harness.namespaces(ofLab: lab).isEmpty)
