@@ -12,7 +12,8 @@ public enum LinuxNetworkingError: Error, CustomStringConvertible, Sendable {
     /// A system call failed. `call` is what was attempted ("setns", "mount", "open sysctl"),
     /// `context` says on what ("namespace 'natlab-x-home1'").
     case system(call: String, errno: Errno, context: String)
-    /// A netlink request failed. libnl maps the kernel's errno into its own `NLE_*` space
+    /// A netlink request failed. `object` is a display string naming what was acted on, names quoted,
+    /// with its namespace ("'alice' (peer 'bob' in /run/netns/x) in natlab-x-home1"). libnl maps the kernel's errno into its own `NLE_*` space
     /// (`EEXIST` 17 → `NLE_EXIST` 6); both are kept, apart: `kernelErrno` comes straight from the
     /// kernel's `nlmsgerr`, `libnlCode` (positive `NLE_*`) from libnl's return value. `message` is the
     /// kernel's extended-ACK text when it sent one, else libnl's text for the code.
@@ -55,7 +56,7 @@ public enum LinuxNetworkingError: Error, CustomStringConvertible, Sendable {
         case .system(let call, let errno, let context):
             return "\(call) \(context): \(Self.describe(errno))"
         case .netlink(let operation, let object, let kernelErrno, let libnlCode, let message):
-            var text = "\(operation) '\(object)'"
+            var text = "\(operation) \(object)"
             if let kernelErrno {
                 text += ": \(Self.describe(kernelErrno))"
                 if !message.isEmpty, message != kernelErrno.description { text += " — \(message)" }
@@ -86,7 +87,7 @@ public enum LinuxNetworkingError: Error, CustomStringConvertible, Sendable {
         EROFS: "EROFS", ERANGE: "ERANGE", ENAMETOOLONG: "ENAMETOOLONG", ENOSYS: "ENOSYS",
         EOPNOTSUPP: "EOPNOTSUPP", EAFNOSUPPORT: "EAFNOSUPPORT", EADDRINUSE: "EADDRINUSE",
         EADDRNOTAVAIL: "EADDRNOTAVAIL", ENETUNREACH: "ENETUNREACH", EHOSTUNREACH: "EHOSTUNREACH",
-        EPROTONOSUPPORT: "EPROTONOSUPPORT", ENOTSUP: "ENOTSUP", ENOBUFS: "ENOBUFS",
+        EPROTONOSUPPORT: "EPROTONOSUPPORT", ENOBUFS: "ENOBUFS",
     ]
 
     /// "NLE_EXIST (Object exists)" for a positive libnl code.

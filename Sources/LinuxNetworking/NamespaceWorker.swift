@@ -121,7 +121,9 @@ public final class NamespaceWorker: @unchecked Sendable {
     final class Job: @unchecked Sendable {
         // @unchecked: written by the worker before `done` is set under the mutex, read by the caller after.
         let entry: Entry
-        let work: () -> Void
+        /// Cleared by the worker before `done` is set: the caller's closure is only borrowed
+        /// (`withoutActuallyEscaping`), and must have no references left when the caller resumes.
+        var work: (() -> Void)?
         var entryError: LinuxNetworkingError?
         var done = false
         init(entry: Entry, work: @escaping () -> Void) {
@@ -188,6 +190,7 @@ public final class NamespaceWorker: @unchecked Sendable {
 
                 // Only reached in the host namespace: `execute` aborts otherwise.
                 pthread_mutex_lock(mutex)
+                job.work = nil
                 job.done = true
                 pthread_cond_broadcast(finished)
                 pthread_mutex_unlock(mutex)
@@ -200,7 +203,7 @@ public final class NamespaceWorker: @unchecked Sendable {
                 job.entryError = error
                 return
             case .success(let switched):
-                job.work()
+                job.work?()
                 if switched { returnTo(hostFD, label: "host") }
             }
         }

@@ -14,6 +14,8 @@ public final class NamespaceFile: Sendable {
     public let path: String
     /// The open fd (O_RDONLY|O_CLOEXEC). Valid for the object's lifetime; do not close it.
     public let fileDescriptor: Int32
+    /// Short alias of `fileDescriptor`.
+    public var fd: Int32 { fileDescriptor }
     /// nsfs inode: identifies the namespace (what `ls -i /proc/self/ns/net` or `ip netns identify` compare).
     public let inode: UInt64
     /// Device of the nsfs file, compared together with `inode`.

@@ -36,6 +36,8 @@ public final class RouteNetlink: @unchecked Sendable {
     private let socket: OpaquePointer
     private let capture: ErrorCapture
     private let lock = PThreadLock()
+    /// fd of the namespace this socket lives in (the creating thread's), to place veth ends back here.
+    private let ownNamespace: Int32
     /// Shown in error messages ("in natlab-x-home1"); empty for unnamed namespaces.
     public let namespaceName: String
 
@@ -43,13 +45,19 @@ public final class RouteNetlink: @unchecked Sendable {
     /// - Parameter namespaceName: a label for error messages, e.g. the namespace's name.
     public init(namespaceName: String = "") throws {
         self.namespaceName = namespaceName
+        let own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        guard own >= 0 else {
+            throw LinuxNetworkingError.lastErrno(call: "open", context: "/proc/thread-self/ns/net (RouteNetlink)")
+        }
         guard let socket = nl_socket_alloc() else {
+            close(own)
             throw LinuxNetworkingError.system(call: "nl_socket_alloc", errno: .noMemory, context: "NETLINK_ROUTE")
         }
         let rc = nl_connect(socket, NETLINK_ROUTE)
         guard rc >= 0 else {
             nl_socket_free(socket)
-            throw LinuxNetworkingError.netlink(operation: "connect", object: "NETLINK_ROUTE", kernelErrno: nil,
+            close(own)
+            throw LinuxNetworkingError.netlink(operation: "connect", object: "NETLINK_ROUTE socket", kernelErrno: nil,
                                                libnlCode: -rc, message: LinuxNetworkingError.libnlMessage(-rc))
         }
         // Ask the kernel to explain its refusals; harmless if unsupported.
@@ -70,10 +78,12 @@ public final class RouteNetlink: @unchecked Sendable {
         }, Unmanaged.passUnretained(capture).toOpaque())
         self.socket = socket
         self.capture = capture
+        self.ownNamespace = own
     }
 
     deinit {
         nl_socket_free(socket)   // closes the fd; `capture` outlives it as a stored property
+        close(ownNamespace)
     }
 
     // MARK: - Links
@@ -113,10 +123,17 @@ public final class RouteNetlink: @unchecked Sendable {
         try perform("create bridge", name) { rtnl_link_add(socket, link, NLM_F_CREATE | NLM_F_EXCL) }
     }
 
-    /// `ip link add NAME [master MASTER] up type veth peer name PEER netns PEERNS` + `ip -n PEERNS link set PEER up`
-    /// — one RTM_NEWLINK: the peer is created directly inside `peerNamespace` (nil: this namespace),
-    /// both ends administratively up, this end enslaved to `master` (IFLA_MASTER at creation, accepted by
-    /// Linux since 3.x) when given.
+    /// `ip link add NAME [master MASTER] up type veth peer name PEER netns PEERNS` + `ip -n PEERNS link set PEER up`.
+    ///
+    /// Creates the pair with PEER directly inside `peerNamespace` (nil: this namespace), both ends
+    /// administratively up, NAME enslaved to `master` when given. No excursion: two requests on this socket.
+    ///
+    /// Why two and in this order: the kernel opens a veth's peer before attaching it to the new device,
+    /// so a peer marked up at creation fails in `veth_open` with ENOTCONN (iproute2 cannot do it either).
+    /// Only the main device can be created up. So the pair is created *reversed*: the main device is
+    /// PEER, placed in `peerNamespace` by a top-level IFLA_NET_NS_FD and created up; its peer is NAME,
+    /// placed back into this socket's namespace. A second RTM_NEWLINK on this socket then sets NAME up
+    /// and enslaves it (a veth peer's IFLA_MASTER is ignored at creation).
     public func addVeth(name: String, master: String? = nil, peerName: String, peerNamespace: NamespaceFile?) throws {
         try checkInterfaceName(name)
         try checkInterfaceName(peerName)
@@ -128,15 +145,24 @@ public final class RouteNetlink: @unchecked Sendable {
         guard let peer = rtnl_link_veth_get_peer(link) else { throw outOfMemory("create veth", name) }
         defer { rtnl_link_put(peer) }
 
-        rtnl_link_set_name(link, name)
-        rtnl_link_set_flags(link, UInt32(IFF_UP))
-        if let masterIndex { rtnl_link_set_master(link, masterIndex) }
-        rtnl_link_set_name(peer, peerName)
-        rtnl_link_set_flags(peer, UInt32(IFF_UP))
-        if let peerNamespace { rtnl_link_set_ns_fd(peer, peerNamespace.fileDescriptor) }
-
         let peerWhere = peerNamespace.map { " (peer '\(peerName)' in \($0.path))" } ?? " (peer '\(peerName)')"
+        if let peerNamespace {
+            rtnl_link_set_name(link, peerName)
+            rtnl_link_set_flags(link, UInt32(IFF_UP))
+            rtnl_link_set_ns_fd(link, peerNamespace.fileDescriptor)
+            rtnl_link_set_name(peer, name)
+            rtnl_link_set_ns_fd(peer, ownNamespace)
+        } else {
+            rtnl_link_set_name(link, peerName)
+            rtnl_link_set_flags(link, UInt32(IFF_UP))
+            rtnl_link_set_name(peer, name)
+        }
         try perform("create veth", name, detail: peerWhere) { rtnl_link_add(socket, link, NLM_F_CREATE | NLM_F_EXCL) }
+
+        try modifyLink(name, operation: master == nil ? "set link up" : "set up and enslave to '\(master!)'") { change in
+            rtnl_link_set_flags(change, UInt32(IFF_UP))
+            if let masterIndex { rtnl_link_set_master(change, masterIndex) }
+        }
     }
 
     /// `ip link del NAME` (a veth takes its peer with it).
@@ -235,7 +261,7 @@ public final class RouteNetlink: @unchecked Sendable {
         _ = rtnl_route_set_family(route, UInt8(via.family))
         let dstRC = rtnl_route_set_dst(route, dst)   // takes its own reference
         if dstRC < 0 {
-            throw LinuxNetworkingError.netlink(operation: "add route", object: object, kernelErrno: nil,
+            throw LinuxNetworkingError.netlink(operation: "add route", object: "'\(object)'", kernelErrno: nil,
                                                libnlCode: -dstRC, message: LinuxNetworkingError.libnlMessage(-dstRC))
         }
         rtnl_route_set_table(route, UInt32(RT_TABLE_MAIN.rawValue))
@@ -274,7 +300,7 @@ public final class RouteNetlink: @unchecked Sendable {
             let code = -rc
             let kernel = capture.kernelErrno > 0 ? Errno(rawValue: capture.kernelErrno) : nil
             let message = capture.extAck ?? (kernel == nil ? LinuxNetworkingError.libnlMessage(code) : "")
-            var what = object + detail
+            var what = "'\(object)'" + detail
             if !namespaceName.isEmpty { what += " in \(namespaceName)" }
             throw LinuxNetworkingError.netlink(operation: operation, object: what, kernelErrno: kernel,
                                                libnlCode: code, message: message)
