@@ -159,9 +159,14 @@ public final class RouteNetlink: @unchecked Sendable {
         }
         try perform("create veth", name, detail: peerWhere) { rtnl_link_add(socket, link, NLM_F_CREATE | NLM_F_EXCL) }
 
-        try modifyLink(name, operation: master == nil ? "set link up" : "set up and enslave to '\(master!)'") { change in
-            rtnl_link_set_flags(change, UInt32(IFF_UP))
-            if let masterIndex { rtnl_link_set_master(change, masterIndex) }
+        do {
+            try modifyLink(name, operation: master == nil ? "set link up" : "set up and enslave to '\(master!)'") { change in
+                rtnl_link_set_flags(change, UInt32(IFF_UP))
+                if let masterIndex { rtnl_link_set_master(change, masterIndex) }
+            }
+        } catch {
+            try? deleteLink(name)   // no half-configured pair left behind (takes the peer with it)
+            throw error
         }
     }
 
