@@ -1,1 +1,119 @@
-int cls_placeholder(void) { return 0; }
+/* Built with _GNU_SOURCE (Package.swift): setns, unshare, gettid, CLONE_* are only declared then. */
+#include "CLinuxSupport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+#include <linux/netlink.h>
+
+#ifndef NSFS_MAGIC
+#define NSFS_MAGIC 0x6e736673
+#endif
+#ifndef SOL_NETLINK
+#define SOL_NETLINK 270
+#endif
+
+const int CLS_CLONE_NEWNET = CLONE_NEWNET;
+const int CLS_CLONE_NEWNS = CLONE_NEWNS;
+const long CLS_NSFS_MAGIC = NSFS_MAGIC;
+const unsigned long CLS_MS_BIND = MS_BIND;
+const unsigned long CLS_MS_REC = MS_REC;
+const unsigned long CLS_MS_SHARED = MS_SHARED;
+const unsigned long CLS_MS_SLAVE = MS_SLAVE;
+const int CLS_MNT_DETACH = MNT_DETACH;
+const int CLS_NETLINK_NETFILTER = NETLINK_NETFILTER;
+
+int cls_setns(int fd, int nstype) { return setns(fd, nstype) == 0 ? 0 : -errno; }
+int cls_unshare(int flags) { return unshare(flags) == 0 ? 0 : -errno; }
+pid_t cls_gettid(void) { return gettid(); }
+
+int cls_mount(const char *source, const char *target, const char *fstype, unsigned long flags) {
+    return mount(source, target, fstype, flags, NULL) == 0 ? 0 : -errno;
+}
+
+int cls_umount2(const char *target, int flags) { return umount2(target, flags) == 0 ? 0 : -errno; }
+
+long cls_statfs_type(const char *path) {
+    struct statfs st;
+    if (statfs(path, &st) != 0) return -errno;
+    return (long)st.f_type;
+}
+
+int cls_probe_netlink(int protocol) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    if (fd < 0) return -errno;
+    close(fd);
+    return 0;
+}
+
+int cls_netlink_enable_ext_ack(int fd) {
+    int one = 1;
+    return setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one) == 0 ? 0 : -errno;
+}
+
+int cls_nlmsgerr_error(const void *p) { return ((const struct nlmsgerr *)p)->error; }
+
+size_t cls_nlmsgerr_ext_ack_message(const void *p, char *buf, size_t buflen) {
+    if (buflen == 0) return 0;
+    buf[0] = '\0';
+    const struct nlmsgerr *err = p;
+    /* libnl hands us nlmsg_data(hdr): the header sits NLMSG_HDRLEN bytes before. */
+    const struct nlmsghdr *hdr = (const struct nlmsghdr *)((const char *)p - NLMSG_HDRLEN);
+    if (!(hdr->nlmsg_flags & NLM_F_ACK_TLVS)) return 0;
+
+    /* TLVs follow the nlmsgerr, which embeds either the whole request or (NLM_F_CAPPED) its header. */
+    size_t offset = sizeof(struct nlmsgerr);
+    if (!(hdr->nlmsg_flags & NLM_F_CAPPED)) offset += err->msg.nlmsg_len - sizeof(struct nlmsghdr);
+    size_t payload = hdr->nlmsg_len - NLMSG_HDRLEN;
+    const char *tlv = (const char *)p + NLMSG_ALIGN(offset);
+    const char *end = (const char *)p + payload;
+
+    while (tlv + sizeof(struct nlattr) <= end) {
+        const struct nlattr *attr = (const struct nlattr *)tlv;
+        if (attr->nla_len < sizeof(struct nlattr) || tlv + attr->nla_len > end) break;
+        if ((attr->nla_type & NLA_TYPE_MASK) == NLMSGERR_ATTR_MSG) {
+            size_t len = attr->nla_len - NLA_HDRLEN;
+            const char *text = tlv + NLA_HDRLEN;
+            size_t n = strnlen(text, len);
+            if (n >= buflen) n = buflen - 1;
+            memcpy(buf, text, n);
+            buf[n] = '\0';
+            return n;
+        }
+        tlv += NLA_ALIGN(attr->nla_len);
+    }
+    return 0;
+}
+
+int cls_netns_exec(const char *ns_path, const char *sysfs_name, char *const argv[], const char **failed_step) {
+    /* No allocation and no Swift between these calls: errno is read right after each one. */
+    int fd = open(ns_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { *failed_step = "open"; return -errno; }
+    if (setns(fd, CLONE_NEWNET) != 0) { int e = errno; close(fd); *failed_step = "setns"; return -e; }
+    close(fd);
+
+    /* Private mount namespace for this thread (and the program it becomes), so remounting /sys does not
+     * touch the host; MS_SLAVE keeps host mounts propagating in, never out. */
+    if (unshare(CLONE_NEWNS) != 0) { *failed_step = "unshare"; return -errno; }
+    if (mount("", "/", "none", MS_SLAVE | MS_REC, NULL) != 0) { *failed_step = "mount /"; return -errno; }
+
+    /* sysfs shows the devices of the namespace of whoever mounts it: remount it from inside. Keep it
+     * read-only if the original was (iproute2 netns_switch does the same). */
+    unsigned long flags = 0;
+    if (umount2("/sys", MNT_DETACH) < 0) {
+        struct statvfs fs;
+        if (statvfs("/sys", &fs) == 0 && (fs.f_flag & ST_RDONLY)) flags |= MS_RDONLY;
+    }
+    if (mount(sysfs_name, "/sys", "sysfs", flags, NULL) != 0) { *failed_step = "mount /sys"; return -errno; }
+
+    execvp(argv[0], argv);
+    *failed_step = "execvp";
+    return -errno;
+}

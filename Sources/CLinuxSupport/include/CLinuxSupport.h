@@ -1,4 +1,82 @@
 #ifndef CLINUXSUPPORT_H
 #define CLINUXSUPPORT_H
-int cls_placeholder(void);
+/*
+ * The small part of Linux that Swift's Glibc module does not expose (setns, unshare, gettid and the
+ * CLONE_* flags live behind _GNU_SOURCE), plus helpers that must run without any Swift code between
+ * two system calls.
+ *
+ * Convention: every wrapper returns 0 (or a non-negative result) on success and -errno on failure, so
+ * no Swift/ARC code runs between the system call and reading errno.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+extern const int CLS_CLONE_NEWNET;
+extern const int CLS_CLONE_NEWNS;
+/* statfs(2) f_type of an nsfs file (a namespace bind mount or /proc/<tid>/ns/<type>). */
+extern const long CLS_NSFS_MAGIC;
+
+/* setns(2): 0 or -errno. */
+int cls_setns(int fd, int nstype);
+/* unshare(2): 0 or -errno. */
+int cls_unshare(int flags);
+/* gettid(2): never fails. */
+pid_t cls_gettid(void);
+
+/* mount(2) / umount2(2): 0 or -errno. */
+int cls_mount(const char *source, const char *target, const char *fstype, unsigned long flags);
+int cls_umount2(const char *target, int flags);
+/* Flags used by namespace handling, as C constants so the Swift side does not depend on Glibc's module. */
+extern const unsigned long CLS_MS_BIND;
+extern const unsigned long CLS_MS_REC;
+extern const unsigned long CLS_MS_SHARED;
+extern const unsigned long CLS_MS_SLAVE;
+extern const int CLS_MNT_DETACH;
+
+/* statfs(path).f_type, or -errno. */
+long cls_statfs_type(const char *path);
+
+/*
+ * socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, protocol) then close: 0 when the calling thread's network
+ * namespace can open such a socket, else -errno. Used before nft_ctx_new, which calls exit() when it
+ * cannot open its NETLINK_NETFILTER socket.
+ */
+int cls_probe_netlink(int protocol);
+extern const int CLS_NETLINK_NETFILTER;
+
+/*
+ * Turn on NETLINK_EXT_ACK on a netlink socket so the kernel explains its errors
+ * (setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)). 0 or -errno.
+ */
+int cls_netlink_enable_ext_ack(int fd);
+
+/*
+ * Given the payload of an NLMSG_ERROR message (a struct nlmsgerr, as libnl's error callback receives
+ * it), copy the kernel's extended-ACK text (NLMSGERR_ATTR_MSG) into buf (NUL-terminated).
+ * Returns the length copied, 0 when there is no message.
+ * `nlmsgerr` is the pointer libnl passes; the netlink header precedes it in the same buffer.
+ */
+size_t cls_nlmsgerr_ext_ack_message(const void *nlmsgerr, char *buf, size_t buflen);
+/* The (negative) error field of a struct nlmsgerr. */
+int cls_nlmsgerr_error(const void *nlmsgerr);
+
+/*
+ * `ip netns exec`: on the calling thread, join the network namespace at ns_path, unshare the mount
+ * namespace, make / recursively a slave, remount /sys so it shows the namespace's devices, then
+ * execvp(argv[0], argv). sysfs_name is used as the sysfs mount source (iproute2 uses the netns name).
+ *
+ * Only returns on failure: -errno, and *failed_step names the step ("open", "setns", "unshare",
+ * "mount /", "mount /sys", "execvp"). After a failure the calling thread may be left inside the
+ * namespace and in a private mount namespace: the caller must exit the process.
+ */
+int cls_netns_exec(const char *ns_path, const char *sysfs_name, char *const argv[], const char **failed_step);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,2 +1,0 @@
-// Kernel-facing layer; see the LinuxNetworking helper.
-import CLinuxSupport

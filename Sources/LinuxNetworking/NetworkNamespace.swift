@@ -1,0 +1,228 @@
+import CLinuxSupport
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An open network-namespace file (`/run/netns/NAME` or `/proc/<pid>/task/<tid>/ns/net`).
+///
+/// Holding it keeps the namespace alive (as any open nsfs fd does); the fd is closed when the last
+/// reference goes away. Close these before deleting a lab's namespaces so they really disappear.
+public final class NamespaceFile: Sendable {
+    /// The path it was opened from.
+    public let path: String
+    /// The open fd (O_RDONLY|O_CLOEXEC). Valid for the object's lifetime; do not close it.
+    public let fileDescriptor: Int32
+    /// Short alias of `fileDescriptor`.
+    public var fd: Int32 { fileDescriptor }
+    /// nsfs inode: identifies the namespace (what `ls -i /proc/self/ns/net` or `ip netns identify` compare).
+    public let inode: UInt64
+    /// Device of the nsfs file, compared together with `inode`.
+    public let device: UInt64
+
+    /// Opens `path` and checks that it really is a namespace (an nsfs bind mount or a /proc ns link):
+    /// a plain leftover file under /run/netns would otherwise fail later, inside `setns`, with EINVAL.
+    public init(path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw LinuxNetworkingError.lastErrno(call: "open namespace", context: path) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let error = LinuxNetworkingError.lastErrno(call: "fstat namespace", context: path)
+            close(fd)
+            throw error
+        }
+        let type = cls_statfs_type(path)
+        guard type == CLS_NSFS_MAGIC else {
+            close(fd)
+            if type < 0 { throw LinuxNetworkingError.fromNegative(Int32(type), call: "statfs namespace", context: path) }
+            throw LinuxNetworkingError.system(call: "open namespace", errno: .invalidArgument,
+                                              context: "\(path) (not a namespace: no nsfs mount; stale entry?)")
+        }
+        self.path = path
+        self.fileDescriptor = fd
+        self.inode = UInt64(st.st_ino)
+        self.device = UInt64(st.st_dev)
+    }
+
+    deinit { close(fileDescriptor) }
+}
+
+/// Named network namespaces, compatible with iproute2 (`ip netns add/del/list/exec/pids`).
+public enum NetworkNamespace {
+    /// Where named namespaces live. iproute2 uses `/var/run/netns` (= `/run/netns` on Debian).
+    /// Set it once at startup (before any other call) — e.g. a temporary directory for rootless tests.
+    nonisolated(unsafe) public static var directory: String = "/run/netns"
+
+    /// Path of the namespace file for `name`.
+    public static func path(of name: String) -> String { directory + "/" + name }
+
+    /// iproute2's `invalid_name`: non-empty, ≤ NAME_MAX, no '/', not "." or "..".
+    public static func validate(name: String) throws {
+        if name.isEmpty || name.utf8.count > Int(NAME_MAX) || name.contains("/") || name == "." || name == ".." {
+            throw LinuxNetworkingError.invalidArgument("invalid network namespace name '\(name)'")
+        }
+    }
+
+    /// `ip netns add NAME`.
+    public static func create(name: String, worker: NamespaceWorker) throws {
+        try create(names: [name], worker: worker)
+    }
+
+    /// `ip netns add` for several names with a single worker excursion (one lock, one switch back).
+    ///
+    /// Procedure as iproute2 `netns_add`: mkdir the directory, `flock` it, make it a shared mount
+    /// (bind-mounting it onto itself first if it is not a mount point, so an unmount in any mount
+    /// namespace frees the netns), create each empty file with O_EXCL, then on the worker thread
+    /// `unshare(CLONE_NEWNET)` and bind-mount `/proc/thread-self/ns/net` onto the file — *thread*-self,
+    /// because `/proc/self` would be the main thread's (host) namespace.
+    ///
+    /// An existing name fails with EEXIST (`isAlreadyExists`) and is left untouched. On any failure the
+    /// files this call created are removed again (and unmounted), so a failed call leaves nothing behind.
+    public static func create(names: [String], worker: NamespaceWorker) throws {
+        for name in names { try validate(name: name) }
+        if Set(names).count != names.count {
+            throw LinuxNetworkingError.invalidArgument("duplicate network namespace names in \(names)")
+        }
+        let dir = directory
+        try withLockedDirectory(dir) {
+            try makeSharedMount(dir)
+
+            var created: [String] = []
+            var mounted: [String] = []
+            var succeeded = false
+            defer {
+                if !succeeded {
+                    for path in mounted { _ = cls_umount2(path, CLS_MNT_DETACH) }
+                    for path in created { unlink(path) }
+                }
+            }
+            for name in names {
+                let path = dir + "/" + name
+                let fd = Glibc.open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0)
+                guard fd >= 0 else {
+                    let e = Glibc.errno
+                    if e == EEXIST {
+                        throw LinuxNetworkingError.system(call: "create network namespace", errno: .fileExists,
+                                                          context: "'\(name)': namespace already exists (\(path))")
+                    }
+                    throw LinuxNetworkingError.system(call: "create network namespace file", errno: Errno(rawValue: e),
+                                                      context: path)
+                }
+                close(fd)
+                created.append(path)
+            }
+
+            // One excursion for all: each unshare replaces the thread's (anonymous) namespace, and the
+            // bind mount is what keeps each one alive after the thread moves on.
+            try worker.runInNewNamespace {
+                for (index, path) in created.enumerated() {
+                    if index > 0 {
+                        let rc = cls_unshare(CLS_CLONE_NEWNET)
+                        if rc < 0 { throw LinuxNetworkingError.fromNegative(rc, call: "unshare(CLONE_NEWNET)", context: "for \(path)") }
+                    }
+                    let rc = cls_mount("/proc/thread-self/ns/net", path, "none", CLS_MS_BIND)
+                    if rc < 0 {
+                        throw LinuxNetworkingError.fromNegative(rc, call: "bind-mount network namespace", context: "onto \(path)")
+                    }
+                    mounted.append(path)
+                }
+            }
+            succeeded = true
+        }
+    }
+
+    /// `ip netns del NAME`: lazy unmount + unlink. A missing name is not an error.
+    ///
+    /// The namespace itself lives on while anything still references it (open `NamespaceFile`s,
+    /// sockets created inside it, processes): close those first.
+    public static func delete(name: String) throws {
+        try validate(name: name)
+        let path = path(of: name)
+        let rc = cls_umount2(path, CLS_MNT_DETACH)
+        // EINVAL: not a mount point (a stale file); ENOENT: already gone. Both fine for an idempotent delete.
+        if rc < 0 && rc != -EINVAL && rc != -ENOENT {
+            throw LinuxNetworkingError.fromNegative(rc, call: "umount2", context: "network namespace '\(name)' (\(path))")
+        }
+        if unlink(path) != 0 && Glibc.errno != ENOENT {
+            throw LinuxNetworkingError.lastErrno(call: "unlink", context: "network namespace '\(name)' (\(path))")
+        }
+    }
+
+    /// Opens `/run/netns/NAME` (what `ip netns exec` / `ip -n` do before `setns`).
+    public static func open(name: String) throws -> NamespaceFile {
+        try validate(name: name)
+        return try NamespaceFile(path: path(of: name))
+    }
+
+    /// `ip netns list` (names only): the directory's entries, sorted. Empty when the directory is missing.
+    public static func list() -> [String] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Whether `/run/netns/NAME` exists (mounted or not — like `ip netns list`).
+    public static func exists(name: String) -> Bool {
+        guard (try? validate(name: name)) != nil else { return false }
+        return access(path(of: name), F_OK) == 0
+    }
+
+    /// `ip netns pids NAME`: processes whose `/proc/PID/ns/net` is this namespace (same st_dev/st_ino).
+    /// Empty when the namespace does not exist. Processes that exit mid-scan are skipped.
+    public static func processes(inNamespace name: String) -> [pid_t] {
+        guard (try? validate(name: name)) != nil else { return [] }
+        var target = stat()
+        guard stat(path(of: name), &target) == 0 else { return [] }
+        guard let proc = opendir("/proc") else { return [] }
+        defer { closedir(proc) }
+        var pids: [pid_t] = []
+        while let entry = readdir(proc) {
+            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            guard let pid = pid_t(entryName) else { continue }
+            var st = stat()
+            guard stat("/proc/\(pid)/ns/net", &st) == 0 else { continue }
+            if st.st_dev == target.st_dev && st.st_ino == target.st_ino { pids.append(pid) }
+        }
+        return pids.sorted()
+    }
+
+    // MARK: - iproute2 netns_add helpers
+
+    /// mkdir + flock(LOCK_EX) around `body`. Parallel `ip netns add`s without the lock stacked shared
+    /// mounts on the directory (Debian bug 949235). Locking failures are tolerated, as in iproute2.
+    private static func withLockedDirectory<T>(_ dir: String, _ body: () throws -> T) throws -> T {
+        if mkdir(dir, 0o755) != 0 && Glibc.errno != EEXIST {
+            throw LinuxNetworkingError.lastErrno(call: "mkdir", context: dir)
+        }
+        let fd = Glibc.open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 { _ = flock(fd, LOCK_EX) }
+        defer {
+            if fd >= 0 {
+                _ = flock(fd, LOCK_UN)
+                close(fd)
+            }
+        }
+        return try body()
+    }
+
+    /// `mount --make-rshared DIR`, bind-mounting DIR onto itself first if it is not a mount point (EINVAL).
+    private static func makeSharedMount(_ dir: String) throws {
+        var rc = cls_mount("", dir, "none", CLS_MS_SHARED | CLS_MS_REC)
+        if rc == -EINVAL {
+            rc = cls_mount(dir, dir, "none", CLS_MS_BIND | CLS_MS_REC)
+            if rc < 0 { throw LinuxNetworkingError.fromNegative(rc, call: "bind-mount", context: "\(dir) onto itself") }
+            rc = cls_mount("", dir, "none", CLS_MS_SHARED | CLS_MS_REC)
+        }
+        if rc < 0 { throw LinuxNetworkingError.fromNegative(rc, call: "make shared mount", context: dir) }
+    }
+}

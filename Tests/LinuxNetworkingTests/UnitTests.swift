@@ -1,0 +1,115 @@
+import Testing
+import SystemPackage
+@testable import LinuxNetworking
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Pure parts: no root, no namespaces.
+@Suite struct ErrorTests {
+    @Test func systemErrorReadsLikeASentence() {
+        let error = LinuxNetworkingError.system(call: "create network namespace", errno: .fileExists,
+                                                context: "'natlab-x-home1': namespace already exists (/run/netns/natlab-x-home1)")
+        #expect(error.description == "create network namespace 'natlab-x-home1': namespace already exists (/run/netns/natlab-x-home1): File exists (EEXIST)")
+        #expect(error.isAlreadyExists)
+        #expect(!error.isNotFound)
+    }
+
+    @Test func netlinkErrorKeepsKernelErrnoAndLibnlCodeApart() {
+        let error = LinuxNetworkingError.netlink(operation: "create veth", object: "'alice' in natlab-x-home1",
+                                                 kernelErrno: .fileExists, libnlCode: 6, message: "")
+        #expect(error.description == "create veth 'alice' in natlab-x-home1: File exists (EEXIST)")
+        #expect(error.errno == .fileExists)
+        #expect(error.isAlreadyExists)
+    }
+
+    @Test func netlinkErrorWithExtAckText() {
+        let error = LinuxNetworkingError.netlink(operation: "add route", object: "'default'", kernelErrno: .invalidArgument,
+                                                 libnlCode: 7, message: "Nexthop has invalid gateway")
+        #expect(error.description == "add route 'default': Invalid argument (EINVAL) — Nexthop has invalid gateway")
+    }
+
+    @Test func libnlOnlyCodesMapToErrnoForTheHelpers() {
+        // A request that failed inside libnl (no kernel answer) still classifies.
+        let exists = LinuxNetworkingError.netlink(operation: "x", object: "'y'", kernelErrno: nil, libnlCode: 6,
+                                                  message: LinuxNetworkingError.libnlMessage(6))
+        #expect(exists.isAlreadyExists)
+        #expect(exists.description == "x 'y': Object exists (libnl NLE_EXIST)")
+        let noDevice = LinuxNetworkingError.netlink(operation: "x", object: "'y'", kernelErrno: nil, libnlCode: 31, message: "")
+        #expect(noDevice.isNotFound)
+        #expect(LinuxNetworkingError.nleName(12) == "NLE_OBJ_NOTFOUND")
+    }
+
+    @Test(arguments: [(ENOENT, true), (ENODEV, true), (ESRCH, true), (EEXIST, false), (EPERM, false)])
+    func notFoundClassification(code: Int32, expected: Bool) {
+        let error = LinuxNetworkingError.system(call: "open sysctl", errno: Errno(rawValue: code), context: "k")
+        #expect(error.isNotFound == expected)
+    }
+
+    @Test func negativeReturnBecomesTypedErrno() {
+        let error = LinuxNetworkingError.fromNegative(-EPERM, call: "setns", context: "into /run/netns/x")
+        #expect(error.errno == .notPermitted)
+        #expect(error.description == "setns into /run/netns/x: Operation not permitted (EPERM)")
+    }
+
+    @Test func nftablesAndInvalidArgumentText() {
+        #expect(LinuxNetworkingError.nftables(message: "Error: syntax error").description == "nftables: Error: syntax error")
+        #expect(LinuxNetworkingError.invalidArgument("bad").errno == nil)
+    }
+}
+
+@Suite struct SysctlPathTests {
+    @Test(arguments: [
+        ("net.ipv4.ip_forward", "/proc/sys/net/ipv4/ip_forward"),
+        ("net.ipv6.conf.all.forwarding", "/proc/sys/net/ipv6/conf/all/forwarding"),
+        ("net/ipv4/conf/eth0.10/forwarding", "/proc/sys/net/ipv4/conf/eth0.10/forwarding"),
+        ("net.bridge.bridge-nf-call-iptables", "/proc/sys/net/bridge/bridge-nf-call-iptables"),
+    ])
+    func dottedKeyMapsToProcSys(key: String, path: String) {
+        #expect(Sysctl.path(for: key) == path)
+    }
+
+    @Test func traversalIsRejected() {
+        #expect(throws: LinuxNetworkingError.self) { try Sysctl.read("net/../../etc/passwd") }
+    }
+
+    @Test func missingKeyIsNotFound() throws {
+        // Readable without root: /proc/sys exists everywhere, this key nowhere.
+        do {
+            _ = try Sysctl.read("net.natlab.does_not_exist")
+            Issue.record("expected an error")
+        } catch let error as LinuxNetworkingError {
+            #expect(error.isNotFound)
+            #expect(error.description.contains("No such file or directory (ENOENT)"))
+        }
+    }
+}
+
+@Suite struct PrefixAndNameTests {
+    @Test func parsesIPv4AndIPv6() throws {
+        let v4 = try IPPrefix(parsing: "10.0.1.1/24")
+        #expect(v4.family == AF_INET && v4.bytes == [10, 0, 1, 1] && v4.prefixLength == 24)
+        #expect(v4.description == "10.0.1.1/24")
+        let v6 = try IPPrefix(parsing: "2001:db8::1/64")
+        #expect(v6.family == AF_INET6 && v6.bytes.count == 16 && v6.prefixLength == 64)
+        #expect(v6.description == "2001:db8::1/64")
+        #expect(try IPPrefix(parsing: "192.0.2.7", requirePrefix: false).prefixLength == 32)
+        #expect(IPPrefix.any(family: AF_INET6).description == "::/0")
+    }
+
+    @Test(arguments: ["10.0.1.1", "10.0.1.1/33", "10.0.1/24", "2001:db8::1/129", "x/8", "/24", "10.0.0.1/24/1", "10.0.0.1/-1"])
+    func rejectsMalformed(text: String) {
+        #expect(throws: LinuxNetworkingError.self) { try IPPrefix(parsing: text) }
+    }
+
+    @Test(arguments: ["", ".", "..", "a/b", String(repeating: "n", count: 256)])
+    func rejectsBadNamespaceNames(name: String) {
+        #expect(throws: LinuxNetworkingError.self) { try NetworkNamespace.validate(name: name) }
+        #expect(!NetworkNamespace.exists(name: name))
+    }
+
+    @Test func pathUsesDirectory() {
+        #expect(NetworkNamespace.path(of: "natlab-x-home1") == "/run/netns/natlab-x-home1")
+    }
+}
