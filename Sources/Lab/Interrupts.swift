@@ -17,10 +17,26 @@ public enum Interrupts {
         return s == 0 ? nil : s
     }
 
+    /// Call on the main thread. Also unblocks the signals: a process inherits its parent thread's
+    /// signal mask, and some launchers (test runners, Foundation's Process from a pool thread) start
+    /// children with SIGINT/SIGTERM blocked — natlab would then never notice Ctrl-C.
     public static func install() {
         for sig in [SIGINT, SIGTERM, SIGHUP] {
             signal(sig) { sig in Interrupts.received.store(sig, ordering: .relaxed) }
         }
+        var set = sigset_t()
+        sigemptyset(&set)
+        for sig in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, sig) }
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+    }
+
+    /// Before exec'ing a user's command: default dispositions and nothing blocked, so the command
+    /// reacts to Ctrl-C and `kill` like it would from a shell.
+    public static func resetForExec() {
+        for sig in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { signal(sig, SIG_DFL) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, nil)
     }
 
     /// Back to the default actions (a finished `up` leaves the lab running and exits normally).

@@ -14,8 +14,9 @@ import Topology
 struct LabBuilder {
     let lab: String
     let worker: NamespaceWorker
-    /// Test hook (`NATLAB_TEST_STEP_DELAY_MS`): a pause between nodes, so a test can deliver
-    /// SIGKILL/SIGINT half-way through a build. Zero in normal use.
+    /// Test hook (`NATLAB_TEST_STEP_DELAY_MS`): a pause before each namespace and each node's
+    /// configuration, so a test can deliver SIGKILL/SIGINT, or take a name, half-way through a
+    /// build. Zero in normal use.
     let delayBetweenNodes: useconds_t
 
     init(lab: String, worker: NamespaceWorker) {
@@ -32,6 +33,7 @@ struct LabBuilder {
         for step in steps {
             guard case .createNamespace(let node) = step else { continue }
             try checkInterrupt()
+            if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
             do {
                 try NetworkNamespace.create(name: namespace(node), worker: worker)
             } catch {

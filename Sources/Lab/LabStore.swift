@@ -77,7 +77,7 @@ public struct LabStore: Sendable {
         guard fd >= 0 else { throw LabError.state("cannot open journal of \(lab): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         let text = names.map { $0 + "\n" }.joined()
-        let written = text.withCString { write(fd, $0, strlen($0)) }
+        let written = text.withCString { Glibc.write(fd, $0, strlen($0)) }
         guard written == text.utf8.count else { throw LabError.state("cannot write journal of \(lab)") }
     }
 

@@ -36,6 +36,7 @@ struct Exec: ParsableCommand {
             if argv.first == "--" { argv.removeFirst() }
             if argv.isEmpty { argv = [ProcessInfo.processInfo.environment["SHELL"] ?? "/bin/sh"] }
             let path = NetworkNamespace.directory + "/" + record.namespace(of: node)
+            Interrupts.resetForExec()
             let error = NamespaceExec.exec(namespacePath: path, argv: argv)
             throw LabError.kernel(error)
         }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Lab
 #if canImport(Glibc)
 import Glibc
@@ -47,7 +48,7 @@ func printError(_ text: String) {
 }
 
 struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) { fputs(string, Glibc.stderr) }
+    mutating func write(_ string: String) { FileHandle.standardError.write(Data(string.utf8)) }
 }
 
 func requireRoot(_ command: String) throws {

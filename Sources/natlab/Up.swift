@@ -32,8 +32,7 @@ struct Up: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let topology: Topology
-            do { topology = try TopologyLoader.load(path: file) } catch { throw LabError.invalidTopology(error) }
+            let topology = try loadTopology(file)
             let labName = name ?? topology.name
             if let why = LabNaming.problem(withLabName: labName) { throw LabError.invalidName(why) }
             let plan = Planner.plan(topology)
@@ -58,6 +57,11 @@ struct Up: ParsableCommand {
             }
         }
     }
+}
+
+/// Loads and validates a topology file; every problem becomes one bad-input error.
+func loadTopology(_ file: String) throws(LabError) -> Topology {
+    do { return try TopologyLoader.load(path: file) } catch { throw LabError.invalidTopology(error) }
 }
 
 func absolutePath(_ path: String) -> String {

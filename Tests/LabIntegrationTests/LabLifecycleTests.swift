@@ -98,6 +98,7 @@ struct LabLifecycleTests {
     func downLeavesNothing() throws {
         try Privilege.require()
         let lab = Harness.uniqueLab("down")
+        defer { _ = try? Harness.natlab("down", lab) }   // only matters when the test fails
         #expect(try Harness.natlab("up", Harness.topology("cgnat.yaml"), "--name", lab).status == 0)
         let sleeper = try Harness.start(Harness.natlab, ["exec", lab, "carol", "--", "sleep", "60"])
         #expect(Harness.waitUntil(timeout: 5) { sleeper.process.isRunning })
@@ -113,18 +114,24 @@ struct LabLifecycleTests {
         #expect(status.status != 0)
     }
 
-    @Test("a failed up removes what it built and leaves the host unchanged")
+    @Test("a failed up removes what it built, nothing else, and leaves the host unchanged")
     func failedUpRollsBack() throws {
         try Privilege.require()
         let lab = Harness.uniqueLab("fail")
+        defer { _ = try? Harness.natlab("down", lab) }   // only matters when the test fails
         let before = try Harness.hostNetworkState()
-        // A real kernel failure half-way: bob's namespace name is already taken by somebody else.
-        let squatter = "natlab-\(lab).bob"
+        // A real kernel failure half-way: while natlab builds slowly (test hook), somebody else takes
+        // the name of the last namespace it will create.
+        let squatter = "natlab-\(lab).relay"
+        let up = try Harness.start(Harness.natlab, ["up", Harness.topology("two-homes.yaml"), "--name", lab],
+                                   environment: ["NATLAB_TEST_STEP_DELAY_MS": "100"])
+        #expect(Harness.waitUntil(timeout: 10) { !Harness.namespaces(ofLab: lab).isEmpty })
         #expect(try Harness.run("/usr/bin/env", ["ip", "netns", "add", squatter]).status == 0)
         defer { _ = try? Harness.run("/usr/bin/env", ["ip", "netns", "del", squatter]) }
-        let up = try Harness.natlab("up", Harness.topology("two-homes.yaml"), "--name", lab)
-        #expect(up.status == 1)
-        #expect(up.stderr.contains("bob"), "the error must say what failed: \(up.stderr)")
+        let err = String(decoding: up.stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        up.process.waitUntilExit()
+        #expect(up.process.terminationStatus == 1)
+        #expect(err.contains("relay") && err.contains("exists"), "the error must say what failed: \(err)")
         // Only the foreign namespace survives: natlab removed its own, and not somebody else's.
         #expect(Harness.namespaces(ofLab: lab) == [squatter])
         #expect(!FileManager.default.fileExists(atPath: "/run/natlab/labs/\(lab)"))
@@ -163,6 +170,7 @@ struct LabLifecycleTests {
     func killDuringUp() throws {
         try Privilege.require()
         let lab = Harness.uniqueLab("kill")
+        defer { _ = try? Harness.natlab("down", lab) }   // only matters when the test fails
         let before = try Harness.hostNetworkState()
         let up = try Harness.start(Harness.natlab, ["up", Harness.topology("two-homes.yaml"), "--name", lab],
                                    environment: ["NATLAB_TEST_STEP_DELAY_MS": "150"])
@@ -189,6 +197,7 @@ struct LabLifecycleTests {
     func signalDuringUp(signal: Int32) throws {
         try Privilege.require()
         let lab = Harness.uniqueLab("sig\(signal)")
+        defer { _ = try? Harness.natlab("down", lab) }   // only matters when the test fails
         let up = try Harness.start(Harness.natlab, ["up", Harness.topology("two-homes.yaml"), "--name", lab],
                                    environment: ["NATLAB_TEST_STEP_DELAY_MS": "150"])
         #expect(Harness.waitUntil(timeout: 10) { Harness.namespaces(ofLab: lab).count >= 7 })
