@@ -28,6 +28,20 @@ struct LabBuilder {
 
     func namespace(_ node: String) -> String { LabNaming.namespace(lab: lab, node: node) }
 
+    /// `NATLAB_TIMING=1`: per-namespace and per-node build times on stderr, to see where a slow
+    /// build spends its time (the kernel's namespace setup and teardown dominate).
+    static let traceTiming = ProcessInfo.processInfo.environment["NATLAB_TIMING"] == "1"
+
+    private func timed<T>(_ what: @autoclosure () -> String, _ body: () throws -> T) rethrows -> T {
+        guard Self.traceTiming else { return try body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer {
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            FileHandle.standardError.write(Data(String(format: "natlab: timing %7.2f ms  %@\n", ms, what()).utf8))
+        }
+        return try body()
+    }
+
     /// Runs `steps`; `created` is told each namespace right after it exists.
     func build(_ steps: [BuildStep], created: (String) -> Void) throws {
         for step in steps {
@@ -35,7 +49,9 @@ struct LabBuilder {
             try checkInterrupt()
             if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
             do {
-                try NetworkNamespace.create(name: namespace(node), worker: worker)
+                try timed("create namespace \(namespace(node))") {
+                    try NetworkNamespace.create(name: namespace(node), worker: worker)
+                }
             } catch {
                 throw LabError.step(step, namespace: namespace(node), cause: error)
             }
@@ -44,7 +60,7 @@ struct LabBuilder {
         for group in Self.groups(steps.filter { if case .createNamespace = $0 { false } else { true } }) {
             try checkInterrupt()
             if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
-            try run(group)
+            try timed("configure \(group[0].node) (\(group.count) steps)") { try run(group) }
         }
         try checkInterrupt()
     }
@@ -76,16 +92,24 @@ struct LabBuilder {
             peers[peerNode] = try NetworkNamespace.open(name: namespace(peerNode))
         }
         var failure: LabError?
+        var stepTimes: [(BuildStep, UInt64)] = []
         try worker.run(in: file) {
             let link = try RouteNetlink()
             for step in group {
+                let start = Self.traceTiming ? DispatchTime.now().uptimeNanoseconds : 0
                 do {
                     try Self.apply(step, link: link, peers: peers)
                 } catch {
                     failure = .step(step, namespace: ns, cause: error)
                     return
                 }
+                // Collected here, printed after the excursion: no I/O beyond the step inside it.
+                if Self.traceTiming { stepTimes.append((step, DispatchTime.now().uptimeNanoseconds - start)) }
             }
+        }
+        for (step, ns) in stepTimes {
+            FileHandle.standardError.write(Data(String(format: "natlab: timing %7.2f ms    %@\n",
+                                                       Double(ns) / 1e6, StepDescription.text(step)).utf8))
         }
         if let failure { throw failure }
     }

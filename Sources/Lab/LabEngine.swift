@@ -132,10 +132,7 @@ public final class LabEngine {
     @discardableResult
     private func removeNamespaces(_ names: [String]) -> (namespaces: [String], processes: [Int32]) {
         let existing = names.filter { NetworkNamespace.exists(name: $0) }
-        var pids: [Int32] = []
-        for ns in existing {
-            pids += NetworkNamespace.processes(inNamespace: ns)
-        }
+        let pids = NetworkNamespace.processes(inNamespaces: existing).values.flatMap { $0 }
         if !pids.isEmpty {
             for pid in pids { kill(pid, SIGTERM) }
             // Give them half a second to exit cleanly, then insist.
