@@ -56,7 +56,7 @@ enum StepDescription {
         case .addVeth(_, let n, _, let pn, let pp): return "ip link add \(n) type veth peer name \(pp) (in \(pn))"
         case .addAddress(_, let l, let c): return "ip addr add \(c) dev \(l)"
         case .addRoute(_, let d, let g): return "ip route add \(d ?? "default") via \(g)"
-        case .applyNFTables: return "nft -f (NAT ruleset)"
+        case .applyNFTables: return "nft -f (NAT ruleset), then conntrack -F"
         }
     }
 }
