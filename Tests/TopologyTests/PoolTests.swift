@@ -120,3 +120,14 @@ import NATModel
         }
     }
 }
+
+@Suite struct ShellConntrackFlush {
+    @Test func everyRulesetLoadIsFollowedByAConntrackFlush() throws {
+        let plan = Planner.plan(try load("routers:\n  home: {}\n  flat: { nat: none }\n"))
+        let script = ShellScript.render(plan) { "natlab-x.\($0)" }
+        let lines = script.split(separator: "\n").map(String.init)
+        let end = try #require(lines.firstIndex(of: "NFT"))
+        #expect(lines[end + 1] == "  ip netns exec natlab-x.home conntrack -F 2>/dev/null || true")
+        #expect(lines.filter { $0.contains("conntrack -F") }.count == 1, "only routers with a ruleset")
+    }
+}
