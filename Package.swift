@@ -45,6 +45,6 @@ let package = Package(
         .testTarget(name: "TopologyTests", dependencies: ["Topology"]),
         .testTarget(name: "NATModelTests", dependencies: ["NATModel", "TestSupport"]),
         .testTarget(name: "LinuxNetworkingTests", dependencies: ["LinuxNetworking", "TestSupport"]),
-        .testTarget(name: "LabIntegrationTests", dependencies: ["Lab", "Topology", "LinuxNetworking", "TestSupport"]),
+        .testTarget(name: "LabIntegrationTests", dependencies: ["Lab", "Topology", "NATModel", "LinuxNetworking", "TestSupport"]),
     ]
 )

@@ -12,6 +12,8 @@
 #include <sys/vfs.h>
 #include <linux/magic.h>
 #include <linux/netlink.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_conntrack.h>
 
 #ifndef NSFS_MAGIC
 #define NSFS_MAGIC 0x6e736673
@@ -116,4 +118,50 @@ int cls_netns_exec(const char *ns_path, const char *sysfs_name, char *const argv
     execvp(argv[0], argv);
     *failed_step = "execvp";
     return -errno;
+}
+
+/* conntrack -F: one NFNL_SUBSYS_CTNETLINK / IPCTNL_MSG_CT_DELETE request without attributes, which the
+ * kernel reads as "flush the table" (family AF_UNSPEC: IPv4 and IPv6), then wait for its ACK. */
+int cls_conntrack_flush(void) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (fd < 0) return -errno;
+    struct sockaddr_nl local = { .nl_family = AF_NETLINK };
+    if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) { int e = errno; close(fd); return -e; }
+
+    struct {
+        struct nlmsghdr hdr;
+        struct nfgenmsg nfg;
+    } req;
+    memset(&req, 0, sizeof req);
+    req.hdr.nlmsg_len = NLMSG_LENGTH(sizeof(struct nfgenmsg));
+    req.hdr.nlmsg_type = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+    req.hdr.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.hdr.nlmsg_seq = 1;
+    req.nfg.nfgen_family = AF_UNSPEC;
+    req.nfg.version = NFNETLINK_V0;
+    req.nfg.res_id = 0;
+
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    ssize_t sent;
+    do {
+        sent = sendto(fd, &req, req.hdr.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel);
+    } while (sent < 0 && errno == EINTR);
+    if (sent < 0) { int e = errno; close(fd); return -e; }
+
+    char buf[8192] __attribute__((aligned(NLMSG_ALIGNTO)));
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno; close(fd); return -e;
+        }
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+            if (h->nlmsg_seq != 1) continue;
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                const struct nlmsgerr *err = NLMSG_DATA(h);
+                close(fd);
+                return err->error;   /* 0: ACK; else -errno */
+            }
+        }
+    }
 }

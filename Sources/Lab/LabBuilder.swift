@@ -138,6 +138,8 @@ struct LabBuilder {
             try link.addRoute(destination: destination, gateway: gateway)
         case .applyNFTables(_, let ruleset):
             try NFTables.apply(ruleset)
+            // P3: entries made before the load keep their old translation and filtering; start clean.
+            try Conntrack.flush()
         }
     }
 }

@@ -15,7 +15,7 @@ public final class LabEngine {
         self.store = store
     }
 
-    private func worker() throws -> NamespaceWorker {
+    func worker() throws -> NamespaceWorker {
         if let w = _worker { return w }
         let w = try NamespaceWorker()
         _worker = w

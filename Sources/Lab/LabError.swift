@@ -10,6 +10,8 @@ public enum LabError: Error, CustomStringConvertible {
     case labBusy(String, detail: String)
     case noSuchLab(String)
     case noSuchNode(lab: String, node: String, known: [String])
+    /// A router was asked for (`natlab nat explain LAB ROUTER`) and `node` is a host or the internet core.
+    case notARouter(lab: String, node: String, kind: String, routers: [String])
     case interrupted(signal: Int32)
     case step(BuildStep, namespace: String, cause: Error)
     case kernel(Error)
@@ -17,7 +19,7 @@ public enum LabError: Error, CustomStringConvertible {
 
     public var isBadInput: Bool {
         switch self {
-        case .invalidTopology, .invalidName, .noSuchNode: return true
+        case .invalidTopology, .invalidName, .noSuchNode, .notARouter: return true
         default: return false
         }
     }
@@ -35,6 +37,9 @@ public enum LabError: Error, CustomStringConvertible {
         case .noSuchLab(let name): return "no lab named '\(name)' (see `natlab status`)"
         case .noSuchNode(let lab, let node, let known):
             return "lab '\(lab)' has no node '\(node)'; its nodes are: \(known.joined(separator: ", "))"
+        case .notARouter(let lab, let node, let kind, let routers):
+            let list = routers.isEmpty ? "it has no routers" : "its routers are: \(routers.joined(separator: ", "))"
+            return "'\(node)' in lab '\(lab)' is \(kind == "internet" ? "the internet core" : "a \(kind)"), not a router; \(list)"
         case .interrupted(let sig):
             return "interrupted by \(Interrupts.name(sig)); everything built so far was removed"
         case .step(let step, let ns, let cause):
@@ -56,7 +61,7 @@ enum StepDescription {
         case .addVeth(_, let n, _, let pn, let pp): return "ip link add \(n) type veth peer name \(pp) (in \(pn))"
         case .addAddress(_, let l, let c): return "ip addr add \(c) dev \(l)"
         case .addRoute(_, let d, let g): return "ip route add \(d ?? "default") via \(g)"
-        case .applyNFTables: return "nft -f (NAT ruleset)"
+        case .applyNFTables: return "nft -f (NAT ruleset), then conntrack -F"
         }
     }
 }

@@ -18,7 +18,8 @@ public enum BuildStep: Sendable, Equatable, Codable {
     case addAddress(node: String, link: String, cidr: String)
     /// `ip -n NS route add DEST|default via GATEWAY`.
     case addRoute(node: String, destination: String?, gateway: String)
-    /// `ip netns exec NS nft -f -` with this text.
+    /// `ip netns exec NS nft -f -` with this text, then `ip netns exec NS conntrack -F`: entries made
+    /// before the load would keep their old translation (reference/nat-recipes.md, P3).
     case applyNFTables(node: String, ruleset: String)
 
     public var node: String {

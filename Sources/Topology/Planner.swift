@@ -66,7 +66,8 @@ public struct PlannedInterface: Codable, Sendable, Equatable {
 /// - On each segment the children (routers whose upstream it is, then hosts attached to it, each in file
 ///   order) get addresses from the first usable one upward (.1 on the core, .2 on a LAN), skipping explicit
 ///   addresses and the gateway. A `run: stun-server` host takes two (RFC 5780 needs a second IP): its
-///   explicit address, if any, then the next free one.
+///   explicit address, if any, then the next free one. A router with `addresses: N` takes a block of N
+///   consecutive addresses (its explicit address first, else the first free run), its NAT's pool.
 /// - A LAN left out is `10.K.0.0/24` (`100.64.K.0/24` for the `cgnat` preset, RFC 6598), K the router's
 ///   1-based index in file order, moved up past any K whose subnet overlaps an explicit subnet or an earlier
 ///   automatic one (chosen by `TopologyLoader`, recorded in `Topology.Router.lan`).
@@ -98,20 +99,16 @@ public enum Planner {
         // Address allocation per segment.
         var addresses: [String: [IPv4Address]] = [:]
         for seg in [internet] + t.routers.map(\.name) {
-            let net = subnet(seg)
-            let kids: [(name: String, explicit: IPv4Address?, count: Int)] =
-                childRouters(seg).map { ($0.name, $0.address, 1) } + childHosts(seg).map { ($0.name, $0.address, $0.role?.addressCount ?? 1) }
-            var taken = Set(kids.compactMap(\.explicit))
-            taken.insert(gatewayAddress(seg))
-            var cursor = net.firstUsable.value
-            for kid in kids {
-                var mine: [IPv4Address] = kid.explicit.map { [$0] } ?? []
-                while mine.count < kid.count {
-                    while taken.contains(IPv4Address(cursor)) { cursor += 1 }
-                    mine.append(IPv4Address(cursor)); taken.insert(IPv4Address(cursor)); cursor += 1
-                }
-                addresses[kid.name] = mine
+            let requests = childRouters(seg).map {
+                AddressAllocation.Request(name: $0.name, explicit: $0.address, count: $0.addressCount,
+                                          consecutive: $0.addressCount > 1)
+            } + childHosts(seg).map {
+                AddressAllocation.Request(name: $0.name, explicit: $0.address, count: $0.role?.addressCount ?? 1,
+                                          consecutive: false)
             }
+            let allocated = AddressAllocation.allocate(subnet(seg), gateway: gatewayAddress(seg), requests)
+            precondition(allocated.unplaced.isEmpty, "Planner: the loader let through an address plan that does not fit")
+            addresses.merge(allocated.addresses) { a, _ in a }
         }
 
         // Node order: the internet, then depth first (routers before hosts, file order).

@@ -60,6 +60,8 @@ public enum ShellScript {
                 out.append("  ip netns exec \(ns(node)) nft -f - <<'\(delimiter)'")
                 out.append(ruleset.hasSuffix("\n") ? String(ruleset.dropLast()) : ruleset)
                 out.append(delimiter)
+                // P3: existing conntrack entries keep the old rules' translation (needs conntrack-tools).
+                out.append("  ip netns exec \(ns(node)) conntrack -F 2>/dev/null || true")
             }
         }
         out.append("}")

@@ -86,12 +86,15 @@ public struct Topology: Sendable, Equatable {
         /// False when the LAN was chosen automatically.
         public var lanIsExplicit: Bool
         public var nat: NATProfile
-        /// Explicit address on the upstream segment; nil: next free.
+        /// Explicit (first) address on the upstream segment; nil: next free.
         public var address: IPv4Address?
+        /// How many consecutive upstream addresses the router takes (YAML `addresses:`): more than one
+        /// makes a pool of public addresses, used as `nat.pooling` says. Only for translating routers.
+        public var addressCount: Int
         public init(name: String, upstream: String = Topology.internet, lan: IPv4Network, lanIsExplicit: Bool = true,
-                    nat: NATProfile, address: IPv4Address? = nil) {
+                    nat: NATProfile, address: IPv4Address? = nil, addressCount: Int = 1) {
             self.name = name; self.upstream = upstream; self.lan = lan; self.lanIsExplicit = lanIsExplicit
-            self.nat = nat; self.address = address
+            self.nat = nat; self.address = address; self.addressCount = addressCount
         }
         /// True when packets from the LAN keep their source address (`none`, `firewall`).
         public var translates: Bool { nat.kind == .nat }

@@ -88,6 +88,10 @@ struct Checker {
         var nat: NATProfile?
         var natInvalid = false
         var address: Located<IPv4Address>?
+        /// `addresses: N` (a pool of public addresses).
+        var addressCount: Located<Int>?
+        /// Where `pooling:` was written in a `nat:` mapping, if it was.
+        var poolingPos: Pos?
     }
     struct RawHost {
         var name: String
@@ -176,7 +180,7 @@ struct Checker {
             r.nat = Checker.defaultNAT
             return r
         }
-        checkKeys(m, allowed: ["upstream", "lan", "nat", "address"], in: "router '\(e.key)'")
+        checkKeys(m, allowed: ["upstream", "lan", "nat", "address", "addresses"], in: "router '\(e.key)'")
         if let u = m.value("upstream"), let s = string(u, what: "a router name or `internet`") {
             r.upstream = Located(value: s, pos: Pos(u))
         }
@@ -184,14 +188,28 @@ struct Checker {
             if let net = subnet(l) { r.lan = Located(value: net, pos: Pos(l)) } else { r.lanInvalid = true }
         }
         if let n = m.value("nat"), !isNull(n) {
+            if case .mapping(let fields) = n, let key = fields.keys.first(where: { $0.string == "pooling" }) {
+                r.poolingPos = Pos(key)
+            }
             r.nat = natProfile(n)
             r.natInvalid = r.nat == nil
         } else {
             r.nat = Checker.defaultNAT
         }
         if let a = m.value("address") { r.address = address(a) }
+        if let a = m.value("addresses") {
+            if case .scalar(let s) = a, let n = Int(s.string), (1...Checker.maximumPoolSize).contains(n) {
+                r.addressCount = Located(value: n, pos: Pos(a))
+            } else {
+                error(a, "`addresses` takes the number of public addresses of the router's NAT pool, "
+                      + "1 to \(Checker.maximumPoolSize), found \(Checker.describe(a))")
+            }
+        }
         return r
     }
+
+    /// Largest `addresses:` pool (a /24 worth of public addresses is already a big carrier).
+    static let maximumPoolSize = 256
 
     mutating func readHost(_ e: MappingView.Entry) -> RawHost {
         var h = RawHost(name: e.key, namePos: Pos(e.keyNode))

@@ -102,18 +102,40 @@ extension Checker {
         }
 
         // Segments: the internet core and every router's LAN, with the children on them.
-        struct Child { var name: String; var address: Located<IPv4Address>?; var count: Int }
+        struct Child {
+            var name: String; var address: Located<IPv4Address>?; var count: Int
+            var consecutive = false; var namePos: Pos
+            var request: AddressAllocation.Request {
+                .init(name: name, explicit: address?.value, count: count, consecutive: consecutive)
+            }
+        }
         func children(of segment: Int?) -> [Child] {
             var out: [Child] = []
             for (i, r) in raw.enumerated() where upstreamOK[i] && parent[i] == segment {
-                out.append(Child(name: r.name, address: r.address, count: 1))
+                let n = r.addressCount?.value ?? 1
+                out.append(Child(name: r.name, address: r.address, count: n, consecutive: n > 1, namePos: r.namePos))
             }
             for (i, h) in hosts.enumerated() where hostOK[i] && hostParent[i] == segment {
-                out.append(Child(name: h.name, address: h.address, count: h.role?.addressCount ?? 1))
+                out.append(Child(name: h.name, address: h.address, count: h.role?.addressCount ?? 1, namePos: h.namePos))
             }
             return out
         }
+        // Upstream addresses of every router whose segment's plan fits, for the NAT context check below.
+        var allocated: [String: [IPv4Address]] = [:]
         func checkSegment(_ net: IPv4Network, gateway: IPv4Address, owner: String, gatewayText: String, pos: Pos, children: [Child]) {
+            let before = diagnostics.count
+            defer {
+                if diagnostics.count == before {
+                    let plan = AddressAllocation.allocate(net, gateway: gateway, children.map(\.request))
+                    allocated.merge(plan.addresses) { a, _ in a }
+                    for r in plan.unplaced {
+                        let c = children.first { $0.name == r.name }!
+                        error(c.namePos, "no room for the \(r.count) consecutive addresses of '\(r.name)' on \(net), the subnet of "
+                              + "\(owner): a NAT pool is one unbroken block (nft `snat to A-B`); free some addresses or use a "
+                              + "larger subnet")
+                    }
+                }
+            }
             let needed = 1 + children.reduce(0) { $0 + $1.count }
             if needed > net.usableCount {
                 let list = children.map { $0.count > 1 ? "\($0.name) (\($0.count) addresses)" : $0.name }.joined(separator: ", ")
@@ -122,21 +144,35 @@ extension Checker {
             }
             var used: [IPv4Address: String] = [:]
             for c in children {
-                guard let a = c.address else { continue }
+                guard let first = c.address else { continue }
+                let block = AddressAllocation.reserved(c.request)
+                if c.consecutive, block.count < c.count {
+                    error(first.pos, "the \(c.count) addresses of '\(c.name)' from \(first.value) run past 255.255.255.255")
+                    continue
+                }
+                for (k, value) in block.enumerated() {
+                let a = Located(value: value, pos: first.pos)
+                let of = c.count == 1 ? "'\(c.name)'" : "'\(c.name)' (in its pool \(first.value)-\(block.last!))"
+                if k > 0, !net.contains(a.value) || a.value == net.broadcast {
+                    error(a.pos, "the \(c.count) consecutive addresses of '\(c.name)' from \(first.value) do not fit in \(net), "
+                          + "the subnet of \(owner) (the last usable address is \(net.lastUsable))")
+                    break
+                }
                 if !net.contains(a.value) {
-                    error(a.pos, "address \(a.value) of '\(c.name)' is outside \(net), the subnet of \(owner)")
+                    error(a.pos, "address \(a.value) of \(of) is outside \(net), the subnet of \(owner)")
                 } else if net.usableCount == 0 {
                     continue
                 } else if a.value == net.network {
-                    error(a.pos, "address \(a.value) of '\(c.name)' is the network address of \(net)")
+                    error(a.pos, "address \(a.value) of \(of) is the network address of \(net)")
                 } else if a.value == net.broadcast {
-                    error(a.pos, "address \(a.value) of '\(c.name)' is the broadcast address of \(net)")
+                    error(a.pos, "address \(a.value) of \(of) is the broadcast address of \(net)")
                 } else if a.value == gateway {
-                    error(a.pos, "address \(a.value) of '\(c.name)' is \(gatewayText)")
+                    error(a.pos, "address \(a.value) of \(of) is \(gatewayText)")
                 } else if let other = used[a.value] {
-                    error(a.pos, "address \(a.value) of '\(c.name)' is already used by '\(other)'")
+                    error(a.pos, "address \(a.value) of \(of) is already used by '\(other)'")
                 } else {
                     used[a.value] = c.name
+                }
                 }
             }
         }
@@ -150,6 +186,28 @@ extension Checker {
             checkSegment(lan, gateway: lan.firstUsable, owner: "router '\(r.name)'",
                          gatewayText: "the LAN address of router '\(r.name)' (the first usable one)",
                          pos: r.lan?.pos ?? r.namePos, children: children(of: i))
+        }
+
+        // Address pools: only a translating router has use for several public addresses, and a pooling
+        // behaviour only means something with a pool. Then the ruleset must be renderable (never trap).
+        for (i, r) in raw.enumerated() {
+            guard let nat = r.nat else { continue }
+            let count = r.addressCount?.value ?? 1
+            if count > 1, nat.kind != .nat, let pos = r.addressCount?.pos {
+                let what = nat.kind == .none ? "plain routing (nat: none)" : "a firewall without translation"
+                error(pos, "`addresses: \(count)` makes a pool of public addresses for a NAT; router '\(r.name)' is \(what) "
+                      + "and takes exactly one upstream address")
+            }
+            if count == 1, nat.kind == .nat, let pos = r.poolingPos {
+                error(pos, "`pooling` chooses among several public addresses, but router '\(r.name)' has one; "
+                      + "give it a pool with `addresses: N` (N > 1) or leave `pooling` out")
+            }
+            guard let wan = allocated[r.name], let lan = lans[i] else { continue }
+            let context = NATRulesetContext(wanInterface: "wan", lanInterface: "lan",
+                                            wanAddresses: wan.map(\.description), lanSubnets: [lan.description])
+            for problem in NATRuleset.problems(in: context, for: nat) {
+                error(r.addressCount?.pos ?? r.address?.pos ?? r.namePos, "router '\(r.name)': \(problem.message)")
+            }
         }
 
         // Overlaps that matter: a LAN against every subnet on its path to the internet, and against every
@@ -190,7 +248,8 @@ extension Checker {
             name: name, description: description, internetSubnet: internetSubnet,
             routers: raw.enumerated().map { i, r in
                 Topology.Router(name: r.name, upstream: r.upstream?.value ?? internet, lan: lans[i]!,
-                                lanIsExplicit: r.lan != nil, nat: r.nat!, address: r.address?.value)
+                                lanIsExplicit: r.lan != nil, nat: r.nat!, address: r.address?.value,
+                                addressCount: r.addressCount?.value ?? 1)
             },
             hosts: hosts.map { Topology.Host(name: $0.name, attach: $0.attach!.value, address: $0.address?.value, role: $0.role) })
     }

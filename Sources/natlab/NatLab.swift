@@ -19,13 +19,14 @@ struct NatLab: ParsableCommand {
           natlab validate Topologies/two-homes.yaml
           natlab up Topologies/two-homes.yaml
           natlab exec two-homes alice -- ip addr
+          natlab nat explain two-homes home1
           natlab status two-homes
           natlab down two-homes
 
         Exit status: 0 success, 1 failure, 2 bad input (topology, names, arguments).
         """,
         version: "0.1.0",
-        subcommands: [Validate.self, Up.self, Down.self, Status.self, Exec.self, GC.self]
+        subcommands: [Validate.self, Up.self, Down.self, Status.self, Exec.self, Nat.self, GC.self]
     )
 }
 

@@ -66,6 +66,12 @@ size_t cls_nlmsgerr_ext_ack_message(const void *nlmsgerr, char *buf, size_t bufl
 int cls_nlmsgerr_error(const void *nlmsgerr);
 
 /*
+ * `conntrack -F` for the calling thread's network namespace, over ctnetlink (NETLINK_NETFILTER,
+ * IPCTNL_MSG_CT_DELETE without attributes = flush, IPv4 and IPv6). 0 or -errno.
+ */
+int cls_conntrack_flush(void);
+
+/*
  * `ip netns exec`: on the calling thread, join the network namespace at ns_path, unshare the mount
  * namespace, make / recursively a slave, remount /sys so it shows the namespace's devices, then
  * execvp(argv[0], argv). sysfs_name is used as the sysfs mount source (iproute2 uses the netns name).
