@@ -22,7 +22,7 @@ enum PlanTable {
         var rows = [["NODE", "KIND", "NAMESPACE", "INTERFACE", "ADDRESS", "NAT / ROLE"]]
         for node in plan.nodes {
             var detail = ""
-            if let nat = node.nat { detail = nat.summary }
+            if let nat = node.nat { detail = (nat.preset.map { "\($0): " } ?? "") + nat.summary }
             if let role = node.role { detail = "run: \(role)" }
             let ns = LabNaming.namespace(lab: lab, node: node.name)
             let interfaces = node.interfaces.filter { !$0.addresses.isEmpty }
