@@ -1,5 +1,10 @@
 /* Built with _GNU_SOURCE (Package.swift): setns, unshare, gettid, CLONE_* are only declared then. */
 #include "CLinuxSupport.h"
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -118,6 +123,52 @@ int cls_netns_exec(const char *ns_path, const char *sysfs_name, char *const argv
     execvp(argv[0], argv);
     *failed_step = "execvp";
     return -errno;
+}
+
+pid_t cls_netns_spawn(const char *ns_path, const char *sysfs_name, char *const argv[],
+                      int stdin_fd, int stdout_fd, int stderr_fd, int new_session, const char **failed_step) {
+    /* The child reports a failure as (errno, step index) through this pipe; a successful execvp closes
+     * it (O_CLOEXEC), so the parent reads EOF. */
+    static const char *const steps[] = { "open", "setns", "unshare", "mount /", "mount /sys", "execvp",
+                                         "setsid", "dup2" };
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) != 0) { *failed_step = "pipe"; return -errno; }
+    pid_t pid = fork();
+    if (pid < 0) { int e = errno; close(report[0]); close(report[1]); *failed_step = "fork"; return -e; }
+    if (pid == 0) {
+        int result[2] = { 0, 0 };
+        close(report[0]);
+        if (new_session && setsid() < 0) { result[0] = errno; result[1] = 6; goto fail; }
+        int fds[3] = { stdin_fd, stdout_fd, stderr_fd };
+        for (int i = 0; i < 3; i++) {
+            if (fds[i] >= 0 && fds[i] != i && dup2(fds[i], i) < 0) { result[0] = errno; result[1] = 7; goto fail; }
+        }
+        /* The parent may block or catch signals (natlab catches SIGINT while building): the program
+         * starts with the defaults, as from a shell. */
+        for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+        sigset_t empty;
+        sigemptyset(&empty);
+        sigprocmask(SIG_SETMASK, &empty, NULL);
+        const char *step = "exec";
+        int rc = cls_netns_exec(ns_path, sysfs_name, argv, &step);
+        result[0] = -rc;
+        for (int i = 0; i < 6; i++) if (step == steps[i] || strcmp(step, steps[i]) == 0) result[1] = i;
+    fail:
+        (void)!write(report[1], result, sizeof result);
+        _exit(127);
+    }
+    close(report[1]);
+    int result[2];
+    ssize_t n;
+    do { n = read(report[0], result, sizeof result); } while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (n == (ssize_t)sizeof result) {
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        *failed_step = steps[result[1]];
+        return -result[0];
+    }
+    return pid;
 }
 
 /* conntrack -F: one NFNL_SUBSYS_CTNETLINK / IPCTNL_MSG_CT_DELETE request without attributes, which the

@@ -35,6 +35,7 @@ public final class LabEngine {
     public func up(plan: LabPlan, name: String, topologyFile: String,
                    state: LabRecord.State = .up) throws -> (LabRecord, Collection) {
         if let why = LabNaming.problem(withLabName: name) { throw LabError.invalidName(why) }
+        let roleCommands = try RoleLauncher.commands(in: plan)
         let worker = try worker()
         Interrupts.install()
         defer { Interrupts.uninstall() }
@@ -44,7 +45,7 @@ public final class LabEngine {
             return (collected, try store.createLab(name))
         }
         var record = LabRecord(name: name, state: .building, topologyFile: topologyFile,
-                               ownerPID: getpid(), created: Date(), buildMilliseconds: nil, plan: plan)
+                               ownerPID: getpid(), created: Date(), buildMilliseconds: nil, plan: plan, roles: nil)
         var created: [String] = []
         do {
             try store.write(record)
@@ -52,6 +53,8 @@ public final class LabEngine {
             let start = DispatchTime.now().uptimeNanoseconds
             try LabBuilder(lab: name, worker: worker).build(plan.steps) { created.append($0) }
             record.buildMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            record.roles = try RoleLauncher.start(roleCommands, lab: name, store: store)
+            if let sig = Interrupts.pending { throw LabError.interrupted(signal: sig) }
             record.state = state
             try store.write(record)
         } catch {

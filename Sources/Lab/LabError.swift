@@ -16,6 +16,8 @@ public enum LabError: Error, CustomStringConvertible {
     case step(BuildStep, namespace: String, cause: Error)
     case kernel(Error)
     case state(String)
+    case invalidRole(node: String, String)
+    case roleFailed(node: String, detail: String)
 
     public var isBadInput: Bool {
         switch self {
@@ -46,6 +48,8 @@ public enum LabError: Error, CustomStringConvertible {
             return "\(StepDescription.text(step)) in \(ns) failed: \(cause)"
         case .kernel(let e): return "\(e)"
         case .state(let m): return m
+        case .invalidRole(let node, let why): return "run: of \(node): \(why)"
+        case .roleFailed(let node, let detail): return "role of \(node) failed to start: \(detail)"
         }
     }
 }

@@ -23,6 +23,8 @@ public struct LabRecord: Codable, Sendable {
     /// Wall time of the kernel build (namespaces to last ruleset), milliseconds.
     public var buildMilliseconds: Double?
     public var plan: LabPlan
+    /// Role processes started in the lab (`run:`).
+    public var roles: [RoleProcess]?
 
     public func namespace(of node: String) -> String { LabNaming.namespace(lab: name, node: node) }
     public var namespaces: [String] { plan.nodes.map { namespace(of: $0.name) } }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Lab
 import Topology
@@ -11,7 +14,7 @@ enum Table {
         return rows.map { row in
             row.enumerated().map { i, cell in
                 i == row.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-            }.joined(separator: "  ")
+            }.joined(separator: "  ").replacing(/\ +$/, with: "")
         }.joined(separator: "\n")
     }
 }
@@ -36,6 +39,19 @@ enum PlanTable {
             }
         }
         return Table.render(rows)
+    }
+}
+
+/// Role processes of a lab: node, pid, whether it still runs, command, log.
+enum RoleTable {
+    static func render(_ record: LabRecord) -> String {
+        guard let roles = record.roles, !roles.isEmpty else { return "" }
+        var rows = [["ROLE ON", "PID", "STATE", "COMMAND", "LOG"]]
+        for role in roles {
+            let alive = kill(role.pid, 0) == 0
+            rows.append([role.node, "\(role.pid)", alive ? "running" : "exited", role.argv.joined(separator: " "), role.log])
+        }
+        return "\n" + Table.render(rows)
     }
 }
 

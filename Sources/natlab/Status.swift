@@ -21,6 +21,7 @@ struct Status: ParsableCommand {
                 if json { print(try Report.json(record)); return }
                 print("lab \(record.name): \(record.state.rawValue), from \(record.topologyFile)")
                 print(PlanTable.render(record.plan, lab: record.name))
+                print(RoleTable.render(record))
                 return
             }
             let labs = engine.status()

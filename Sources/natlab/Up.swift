@@ -53,9 +53,11 @@ struct Up: ParsableCommand {
                 let ms = record.buildMilliseconds.map { String(format: "%.1f ms", $0) } ?? "?"
                 print("lab \(record.name) is up (\(record.plan.nodes.count) namespaces, built in \(ms))")
                 print(PlanTable.render(record.plan, lab: record.name))
-                let roles = record.plan.nodes.filter { $0.role != nil }.map(\.name)
-                if !roles.isEmpty {
-                    print("note: roles (run:) are not started by this version yet (\(roles.joined(separator: ", "))); use natlab exec")
+                print(RoleTable.render(record))
+                let pending = RoleLauncher.pending(in: record.plan)
+                if !pending.isEmpty {
+                    let list = pending.map { "\($0.node): \($0.role)" }.joined(separator: ", ")
+                    print("note: this version cannot start natlab's own roles yet (\(list)); `run: { exec: [...] }` roles run")
                 }
                 print("next: natlab exec \(record.name) NODE -- CMD   ·   natlab down \(record.name)")
             }

@@ -24,13 +24,17 @@ struct Validate: ParsableCommand {
             do {
                 let topology = try TopologyLoader.load(path: file)
                 let labPlan = Planner.plan(topology)
+                _ = try RoleLauncher.commands(in: labPlan)
                 let routers = labPlan.nodes.filter { $0.kind == .router }.count
                 let hosts = labPlan.nodes.filter { $0.kind == .host }.count
                 print("\(file): ok — lab '\(topology.name)', \(routers) routers, \(hosts) hosts")
                 if plan { print(PlanTable.render(labPlan, lab: topology.name)) }
-            } catch {
+            } catch let error as TopologyError {
                 failed = true
                 printError(LabError.invalidTopology(error).description)
+            } catch {
+                failed = true
+                printError("\(file): \(error)")
             }
         }
         if failed { throw ExitCode(2) }

@@ -82,6 +82,17 @@ int cls_conntrack_flush(void);
  */
 int cls_netns_exec(const char *ns_path, const char *sysfs_name, char *const argv[], const char **failed_step);
 
+/*
+ * Start argv as a new process inside the network namespace at ns_path, the way cls_netns_exec runs it,
+ * without replacing the caller: fork, then in the child only async-signal-safe calls — a new session
+ * (setsid) when new_session is non-zero, stdin/stdout/stderr from the given fds (-1 keeps the parent's),
+ * default signal dispositions and an empty signal mask, then the cls_netns_exec sequence.
+ * Returns the child's pid, or -errno when any step before the program started failed (reported by the
+ * child over a close-on-exec pipe; *failed_step names the step, as for cls_netns_exec, or "fork").
+ */
+pid_t cls_netns_spawn(const char *ns_path, const char *sysfs_name, char *const argv[],
+                      int stdin_fd, int stdout_fd, int stderr_fd, int new_session, const char **failed_step);
+
 #ifdef __cplusplus
 }
 #endif

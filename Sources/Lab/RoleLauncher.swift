@@ -1,0 +1,122 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import LinuxNetworking
+import Topology
+
+/// A role process natlab started inside a lab node.
+public struct RoleProcess: Codable, Sendable, Equatable {
+    public var node: String
+    public var argv: [String]
+    public var pid: Int32
+    /// stdout and stderr of the role.
+    public var log: String
+}
+
+/// Turns `run:` roles into commands and starts them inside their nodes.
+///
+/// Roles start after the network is built, each as its own session (so they outlive `natlab up`
+/// and ignore the terminal's Ctrl-C), with the node's view of the system (like `natlab exec`), output
+/// in `<state>/labs/<lab>/roles/<node>.log`. `down` stops them with everything else in the lab.
+public enum RoleLauncher {
+    /// The command a role runs, or nil when this version cannot run that role yet.
+    /// `{ exec: [...] }` arguments may name other nodes' addresses: `${bob.address}` (the node's
+    /// first address), `${stun.address2}` (its second), `${alice.public}` (how the internet sees it).
+    public static func command(for node: PlannedNode, in plan: LabPlan) throws(LabError) -> [String]? {
+        switch node.role {
+        case .exec(let argv)?:
+            return try argv.map { arg throws(LabError) in try substitute(arg, plan: plan, node: node.name) }
+        default:
+            return nil
+        }
+    }
+
+    /// Roles natlab knows but cannot start in this version (shown by `up`).
+    public static func pending(in plan: LabPlan) -> [(node: String, role: Role)] {
+        plan.nodes.compactMap { node in
+            guard let role = node.role else { return nil }
+            if case .exec = role { return nil }
+            return (node.name, role)
+        }
+    }
+
+    /// Every role command of the plan, resolved; bad references are bad input, found before
+    /// anything is built.
+    public static func commands(in plan: LabPlan) throws(LabError) -> [(node: String, argv: [String])] {
+        var result: [(String, [String])] = []
+        for node in plan.nodes {
+            if let argv = try command(for: node, in: plan) { result.append((node.name, argv)) }
+        }
+        return result
+    }
+
+    static func substitute(_ arg: String, plan: LabPlan, node: String) throws(LabError) -> String {
+        var out = ""
+        var rest = Substring(arg)
+        while let open = rest.range(of: "${") {
+            out += rest[..<open.lowerBound]
+            guard let close = rest[open.upperBound...].firstIndex(of: "}") else {
+                throw .invalidRole(node: node, "unterminated '${' in argument '\(arg)'")
+            }
+            let reference = String(rest[open.upperBound..<close])
+            out += try resolve(reference, plan: plan, node: node)
+            rest = rest[rest.index(after: close)...]
+        }
+        return out + rest
+    }
+
+    static func resolve(_ reference: String, plan: LabPlan, node: String) throws(LabError) -> String {
+        let parts = reference.split(separator: ".", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let target = plan.node(named: parts[0]) else {
+            throw .invalidRole(node: node, "'${\(reference)}' names no node (nodes: \(plan.nodes.map(\.name).joined(separator: ", ")))")
+        }
+        let addresses = target.upstreamAddresses.map { String($0.split(separator: "/")[0]) }
+        switch parts[1] {
+        case "address" where !addresses.isEmpty: return addresses[0]
+        case "address2" where addresses.count > 1: return addresses[1]
+        case "public" where !(target.publicAddresses ?? []).isEmpty: return target.publicAddresses![0]
+        default:
+            throw .invalidRole(node: node, "'${\(reference)}': \(target.name) has no '\(parts[1])' (use address, address2 or public)")
+        }
+    }
+
+    /// Starts the lab's roles; returns them. Throws (after stopping those it started) if one cannot
+    /// start or exits at once with a failure.
+    static func start(_ commands: [(node: String, argv: [String])], lab: String, store: LabStore) throws -> [RoleProcess] {
+        guard !commands.isEmpty else { return [] }
+        let directory = store.directory(of: lab) + "/roles"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(devNull) }
+        var started: [RoleProcess] = []
+        do {
+            for (node, argv) in commands {
+                let log = "\(directory)/\(node).log"
+                let fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+                guard fd >= 0 else { throw LabError.state("cannot open \(log): \(String(cString: strerror(errno)))") }
+                defer { close(fd) }
+                let path = NetworkNamespace.path(of: LabNaming.namespace(lab: lab, node: node))
+                let pid = try NamespaceExec.spawn(namespacePath: path, argv: argv, stdin: devNull, stdout: fd, stderr: fd)
+                started.append(RoleProcess(node: node, argv: argv, pid: pid, log: log))
+            }
+            // A role that dies at once is a broken command line: say so now, not at the first check.
+            usleep(50_000)
+            for role in started {
+                var status: Int32 = 0
+                guard waitpid(role.pid, &status, WNOHANG) == role.pid else { continue }
+                let code = (status & 0x7f) == 0 ? "exit status \((status >> 8) & 0xff)" : "signal \(status & 0x7f)"
+                if status != 0 {
+                    let tail = (try? String(contentsOfFile: role.log, encoding: .utf8))?
+                        .split(separator: "\n").suffix(5).joined(separator: "\n") ?? ""
+                    throw LabError.roleFailed(node: role.node, detail: "\(role.argv.joined(separator: " ")) ended at once with \(code)"
+                                              + (tail.isEmpty ? "" : ":\n\(tail)"))
+                }
+            }
+        } catch {
+            for role in started { kill(role.pid, SIGKILL) }
+            throw error
+        }
+        return started
+    }
+}
