@@ -67,6 +67,8 @@ public enum STUNIPAddress: Sendable, Hashable, CustomStringConvertible {
         switch self {
         case .ipv4(let v):
             return "\(v >> 24).\(v >> 16 & 0xFF).\(v >> 8 & 0xFF).\(v & 0xFF)"
+        case .ipv6(let h, let l) where h == 0 && l >> 32 == 0xFFFF:  // IPv4-mapped (RFC 5952 §5)
+            return "::ffff:" + STUNIPAddress.ipv4(UInt32(truncatingIfNeeded: l)).description
         case .ipv6(let h, let l):
             var groups = [UInt16]()
             for i in 0..<4 { groups.append(UInt16(truncatingIfNeeded: h >> (48 - 16 * UInt64(i)))) }

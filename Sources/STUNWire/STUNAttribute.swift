@@ -140,18 +140,48 @@ public enum STUNAttribute: Sendable, Hashable {
 
     /// Whether the attribute type is one this codec decodes into a typed case.
     public static func isKnown(_ type: STUNAttributeType) -> Bool {
-        switch type {
-        case .mappedAddress, .xorMappedAddress, .username, .userhash, .messageIntegrity,
-             .messageIntegritySHA256, .fingerprint, .errorCode, .realm, .nonce, .passwordAlgorithms,
-             .passwordAlgorithm, .unknownAttributes, .software, .alternateServer, .alternateDomain,
-             .changeRequest, .responseOrigin, .otherAddress, .responsePort, .padding, .sourceAddress,
-             .changedAddress, .channelNumber, .lifetime, .xorPeerAddress, .data, .xorRelayedAddress,
-             .requestedAddressFamily, .evenPort, .requestedTransport, .dontFragment, .reservationToken,
-             .additionalAddressFamily, .addressErrorCode, .icmp, .connectionID, .priority, .useCandidate,
-             .iceControlled, .iceControlling:
+        switch type.rawValue {
+        case 0x0001, 0x0003...0x0006, 0x0008...0x000A, 0x000C, 0x000D, 0x0012...0x001A, 0x001C...0x001E, 0x0020,
+             0x0022, 0x0024...0x0027, 0x002A, 0x8000...0x8004, 0x8022, 0x8023, 0x8028...0x802C:
             true
         default:
             false
+        }
+    }
+}
+
+extension STUNAttribute: CustomStringConvertible {
+    public var description: String {
+        let name = type.name ?? type.description
+        func hex(_ b: [UInt8]) -> String { b.count <= 32 ? b.hexString : "<\(b.count) bytes>" }
+        switch self {
+        case .mappedAddress(let a), .xorMappedAddress(let a), .alternateServer(let a), .responseOrigin(let a),
+             .otherAddress(let a), .sourceAddress(let a), .changedAddress(let a), .xorPeerAddress(let a),
+             .xorRelayedAddress(let a):
+            return "\(name) \(a)"
+        case .username(let s), .realm(let s), .nonce(let s), .software(let s), .alternateDomain(let s):
+            return "\(name) \"\(s)\""
+        case .userhash(let b), .messageIntegrity(let b), .messageIntegritySHA256(let b), .padding(let b), .data(let b):
+            return "\(name) \(hex(b))"
+        case .fingerprint(let v): return "\(name) 0x\(String(v, radix: 16))"
+        case .errorCode(let e): return "\(name) \(e)"
+        case .passwordAlgorithms(let l): return "\(name) \(l)"
+        case .passwordAlgorithm(let a): return "\(name) \(a)"
+        case .unknownAttributes(let l): return "\(name) \(l.map { STUNAttributeType($0).description })"
+        case .changeRequest(let f):
+            return "\(name)" + (f.contains(.changeIP) ? " change-ip" : "") + (f.contains(.changePort) ? " change-port" : "")
+        case .responsePort(let p): return "\(name) \(p)"
+        case .channelNumber(let c): return "\(name) 0x\(String(c, radix: 16))"
+        case .lifetime(let v), .priority(let v), .connectionID(let v): return "\(name) \(v)"
+        case .requestedAddressFamily(let f), .additionalAddressFamily(let f): return "\(name) \(f)"
+        case .evenPort(let r): return "\(name)" + (r ? " R" : "")
+        case .requestedTransport(let p): return "\(name) \(p)"
+        case .dontFragment, .useCandidate: return name
+        case .reservationToken(let v): return "\(name) 0x\(String(v, radix: 16))"
+        case .addressErrorCode(let f, let e): return "\(name) \(f) \(e)"
+        case .icmp(let t, let c, let d): return "\(name) type \(t) code \(c) data \(d)"
+        case .iceControlled(let v), .iceControlling(let v): return "\(name) 0x\(String(v, radix: 16))"
+        case .unknown(_, let b): return "\(name) \(hex(b))"
         }
     }
 }
