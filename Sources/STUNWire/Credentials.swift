@@ -15,16 +15,22 @@ public enum STUNStringPreparation: Sendable, Hashable {
 public struct STUNIntegrityKey: Sendable, Hashable {
     public let bytes: [UInt8]
     private let box: KeyBox
-    var symmetricKey: SymmetricKey { box.key }
 
     public init(bytes: [UInt8]) {
         self.bytes = bytes
-        self.box = KeyBox(key: SymmetricKey(data: bytes))
+        let key = SymmetricKey(data: bytes)
+        self.box = KeyBox(sha1: HMAC<Insecure.SHA1>(key: key), sha256: HMAC<SHA256>(key: key))
     }
 
-    /// SymmetricKey is an immutable value over immutable storage, but not declared Sendable in
-    /// swift-crypto 3.x. Kept prepared so that each HMAC does not rebuild it.
-    private struct KeyBox: @unchecked Sendable { let key: SymmetricKey }
+    /// HMAC states with the key already absorbed: each message copies one (a value) instead of
+    /// re-deriving the padded key. Immutable, but not declared Sendable by swift-crypto 3.x.
+    private struct KeyBox: @unchecked Sendable {
+        let sha1: HMAC<Insecure.SHA1>
+        let sha256: HMAC<SHA256>
+    }
+
+    var hmacSHA1: HMAC<Insecure.SHA1> { box.sha1 }
+    var hmacSHA256: HMAC<SHA256> { box.sha256 }
 
     public static func == (a: Self, b: Self) -> Bool { a.bytes == b.bytes }
     public func hash(into h: inout Hasher) { h.combine(bytes) }
@@ -97,19 +103,22 @@ public enum STUNIntegrityStatus: Sendable, Hashable {
 /// integrity attribute at `attributeOffset`.
 func integrityHMAC(_ message: UnsafeRawBufferPointer, attributeOffset o: Int, sha256: Bool, macLength: Int,
                    key: STUNIntegrityKey) -> [UInt8] {
-    var header = [UInt8](message[0..<stunHeaderSize])
-    header.storeBigEndian(UInt16(truncatingIfNeeded: o + 4 + macLength - stunHeaderSize), at: 2)
-    let body = UnsafeRawBufferPointer(rebasing: message[stunHeaderSize..<o])
-    if sha256 {
-        var h = HMAC<SHA256>(key: key.symmetricKey)
-        h.update(data: header)
-        h.update(data: body)
-        return Array(Array(h.finalize()).prefix(macLength))
-    } else {
-        var h = HMAC<Insecure.SHA1>(key: key.symmetricKey)
-        h.update(data: header)
-        h.update(data: body)
-        return Array(h.finalize())
+    // The first 4 header bytes with the adjusted length; the rest of the message is hashed in place.
+    let adjusted = UInt16(truncatingIfNeeded: o + 4 + macLength - stunHeaderSize)
+    let head: UInt32 = UInt32(message[0]) << 24 | UInt32(message[1]) << 16 | UInt32(adjusted)
+    return withUnsafeBytes(of: head.bigEndian) { first in
+        let rest = UnsafeRawBufferPointer(rebasing: message[4..<o])
+        if sha256 {
+            var h = key.hmacSHA256
+            h.update(data: first)
+            h.update(data: rest)
+            return h.finalize().withUnsafeBytes { Array($0.prefix(macLength)) }
+        } else {
+            var h = key.hmacSHA1
+            h.update(data: first)
+            h.update(data: rest)
+            return h.finalize().withUnsafeBytes { Array($0) }
+        }
     }
 }
 
