@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // System libraries, found through pkg-config (Debian: libnl-route-3.0.pc, libnftables.pc).
@@ -40,9 +41,16 @@ let package = Package(
             "Lab", "Topology",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Pure: STUN/TURN/ICE message codec (RFC 8489, 8656, 5780, 8445), credentials, RFC 5769 vectors.
+        .target(name: "STUNWire", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // libFuzzer target for STUNWire's decoder: Scripts/fuzz-stun builds it with -sanitize=fuzzer.
+        .executableTarget(name: "STUNWireFuzz", dependencies: ["STUNWire"]),
         // Shared by the test targets only: the root/namespace gate that fails instead of skipping under CI.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TopologyTests", dependencies: ["Topology"]),
+        .testTarget(name: "STUNWireTests", dependencies: ["STUNWire"]),
         .testTarget(name: "NATModelTests", dependencies: ["NATModel", "TestSupport"]),
         .testTarget(name: "LinuxNetworkingTests", dependencies: ["LinuxNetworking", "TestSupport"]),
         .testTarget(name: "LabIntegrationTests", dependencies: ["Lab", "Topology", "NATModel", "LinuxNetworking", "TestSupport"]),
