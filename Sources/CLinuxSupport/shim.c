@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -143,6 +144,14 @@ pid_t cls_netns_spawn(const char *ns_path, const char *sysfs_name, char *const a
         for (int i = 0; i < 3; i++) {
             if (fds[i] >= 0 && fds[i] != i && dup2(fds[i], i) < 0) { result[0] = errno; result[1] = 7; goto fail; }
         }
+        /* Nothing else of natlab's goes with the program: an inherited pipe (natlab's caller's stdout,
+         * say) held open by a long-lived role would keep that caller waiting for EOF forever. The report
+         * pipe is moved to fd 3 and closes on exec. */
+        if (report[1] != 3) {
+            if (dup3(report[1], 3, O_CLOEXEC) < 0) { result[0] = errno; result[1] = 7; goto fail; }
+            report[1] = 3;
+        }
+        syscall(SYS_close_range, 4, ~0U, 0);
         /* The parent may block or catch signals (natlab catches SIGINT while building): the program
          * starts with the defaults, as from a shell. */
         for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);

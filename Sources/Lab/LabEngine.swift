@@ -140,10 +140,10 @@ public final class LabEngine {
             for pid in pids { kill(pid, SIGTERM) }
             // Give them half a second to exit cleanly, then insist.
             var waited = 0
-            while waited < 500, pids.contains(where: { kill($0, 0) == 0 && !Self.isZombie($0) }) {
+            while waited < 500, pids.contains(where: Self.isRunning) {
                 usleep(10_000); waited += 10
             }
-            for pid in pids where kill(pid, 0) == 0 { kill(pid, SIGKILL) }
+            for pid in pids where Self.isRunning(pid) { kill(pid, SIGKILL) }
         }
         for ns in existing.reversed() {
             try? NetworkNamespace.delete(name: ns)
@@ -151,11 +151,12 @@ public final class LabEngine {
         return (existing, pids)
     }
 
-    private static func isZombie(_ pid: Int32) -> Bool {
+    /// True while `pid` exists and has not exited (a zombie waiting to be reaped has exited).
+    public static func isRunning(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
+              let close = stat.lastIndex(of: ")") else { return false }
         let rest = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces)
-        return rest.hasPrefix("Z") || rest.hasPrefix("X")
+        return !(rest.hasPrefix("Z") || rest.hasPrefix("X"))
     }
 
     /// Every lab with a state directory, with whether its owner is alive.

@@ -48,7 +48,7 @@ enum RoleTable {
         guard let roles = record.roles, !roles.isEmpty else { return "" }
         var rows = [["ROLE ON", "PID", "STATE", "COMMAND", "LOG"]]
         for role in roles {
-            let alive = kill(role.pid, 0) == 0
+            let alive = LabEngine.isRunning(role.pid)
             rows.append([role.node, "\(role.pid)", alive ? "running" : "exited", role.argv.joined(separator: " "), role.log])
         }
         return "\n" + Table.render(rows)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Lab
 import TestSupport
 
 /// `run: { exec: [...] }` roles: the user's own programs started inside lab nodes.
@@ -35,7 +36,7 @@ struct RoleTests {
         let pids = roles.compactMap { $0["pid"] as? Int32 }
         let down = try Harness.natlab("down", lab)
         #expect(down.status == 0)
-        for pid in pids { #expect(kill(pid, 0) != 0, "role \(pid) survived down") }
+        for pid in pids { #expect(!LabEngine.isRunning(pid), "role \(pid) survived down") }
     }
 
     @Test("a role that fails at once fails up, which leaves nothing")
