@@ -14,6 +14,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // System libraries, found through pkg-config (Debian: libnl-route-3.0.pc, libnftables.pc).
@@ -38,12 +40,21 @@ let package = Package(
         // I/O: builds, records, tears down and collects labs.
         .target(name: "Lab", dependencies: ["Topology", "NATModel", "LinuxNetworking"]),
         .executableTarget(name: "natlab", dependencies: [
-            "Lab", "Topology",
+            "Lab", "Topology", "Roles",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Pure: STUN/TURN/ICE message codec (RFC 8489, 8656, 5780, 8445), credentials, RFC 5769 vectors.
         .target(name: "STUNWire", dependencies: [
             .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // The protocol roles natlab runs inside lab nodes, on swift-nio: STUN server (Roles/STUN),
+        // RFC 5780 behaviour probe (Roles/Probe), TURN relay (Roles/TURN). I/O at the edges; the
+        // protocol logic in value types that tests drive without sockets.
+        .target(name: "Roles", dependencies: [
+            "STUNWire",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // libFuzzer target for STUNWire's decoder: Scripts/fuzz-stun builds it with -sanitize=fuzzer.
         .executableTarget(name: "STUNWireFuzz", dependencies: ["STUNWire"]),
@@ -51,6 +62,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TopologyTests", dependencies: ["Topology"]),
         .testTarget(name: "STUNWireTests", dependencies: ["STUNWire"]),
+        .testTarget(name: "RolesTests", dependencies: ["Roles", "STUNWire", "TestSupport"]),
         .testTarget(name: "NATModelTests", dependencies: ["NATModel", "TestSupport"], exclude: ["Golden"]),
         .testTarget(name: "LinuxNetworkingTests", dependencies: ["LinuxNetworking", "TestSupport"]),
         .testTarget(name: "LabIntegrationTests", dependencies: ["Lab", "Topology", "NATModel", "LinuxNetworking", "TestSupport"],
