@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# Scripts/bench setup [RUNS] — sourced by Scripts/bench after set-up; $bin is the release natlab.
+#
+# For each topology, RUNS rounds (default 15), alternating natlab and the script so that both see
+# the same machine state. Reports medians of wall time per command (process start included), the
+# kernel-build time natlab reports itself, and the ratio. Numbers, not assertions.
+#
+# The kernel destroys a deleted namespace asynchronously, holding the rtnl lock while it does; a
+# build that starts right after a teardown waits for it. SETTLE (seconds, default 0.5) pauses
+# between commands so each one is measured on a quiet kernel, as in real use; SETTLE=0 measures
+# back-to-back cycles instead.
+runs=${1:-15}
+python3 - "$bin" "$runs" "$NATLAB_ROOT/Topologies/two-homes.yaml" "$NATLAB_ROOT/Topologies/cgnat.yaml" <<'PY'
+import json, os, statistics, subprocess, sys, tempfile, time
+
+natlab, runs, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+settle = float(os.environ.get("SETTLE", "0.5"))
+
+def timed(cmd):
+    time.sleep(settle)
+    t = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    elapsed = (time.perf_counter() - t) * 1000
+    if r.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd)} failed:\n{r.stderr}")
+    return elapsed, r.stdout
+
+subprocess.run([natlab, "gc"], stdout=subprocess.DEVNULL)
+print(f"natlab {natlab}\nruns per topology: {runs} (medians; wall time includes process start; settle {settle} s)\n")
+print(f"{'topology':<16} {'natlab up':>10} {'(kernel)':>9} {'shell up':>10} {'ratio':>7}   {'natlab down':>11} {'shell down':>10} {'ratio':>7}")
+for f in files:
+    name = os.path.basename(f).removesuffix(".yaml")
+    lab_nl, lab_sh = "bench-nl", "bench-sh"
+    script = subprocess.run([natlab, "up", "--emit-shell", f, "--name", lab_sh],
+                            check=True, stdout=subprocess.PIPE, text=True).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as t:
+        t.write(script)
+        path = t.name
+    nl_up, nl_kernel, nl_down, sh_up, sh_down = [], [], [], [], []
+    for _ in range(runs):
+        ms, out = timed([natlab, "up", f, "--name", lab_nl, "--json"])
+        nl_up.append(ms); nl_kernel.append(json.loads(out)["buildMilliseconds"])
+        nl_down.append(timed([natlab, "down", lab_nl])[0])
+        sh_up.append(timed(["bash", path, "up"])[0])
+        sh_down.append(timed(["bash", path, "down"])[0])
+    os.unlink(path)
+    m = statistics.median
+    print(f"{name:<16} {m(nl_up):>8.1f}ms {m(nl_kernel):>7.1f}ms {m(sh_up):>8.1f}ms {m(sh_up)/m(nl_up):>6.1f}x"
+          f"   {m(nl_down):>9.1f}ms {m(sh_down):>8.1f}ms {m(sh_down)/m(nl_down):>6.1f}x")
+PY
