@@ -33,6 +33,16 @@ struct LabLifecycleTests {
         }
     }
 
+    /// Starts a slowed-down `up` (test hook: 150 ms per step) of two-homes and returns once every
+    /// namespace exists and node configuration has begun.
+    static func upHalfWay(_ lab: String) throws -> Harness.Started {
+        let up = try Harness.start(Harness.natlab, ["up", Harness.topology("two-homes.yaml"), "--name", lab],
+                                   environment: ["NATLAB_TEST_STEP_DELAY_MS": "150"])
+        #expect(Harness.waitUntil(timeout: 10) { Harness.namespaces(ofLab: lab).count >= 7 })
+        usleep(300_000)
+        return up
+    }
+
     @Test("two-homes: NAT'd traffic leaves with the NAT's public address, replies return, unsolicited packets do not")
     func twoHomesTraffic() throws {
         try Privilege.require()
@@ -172,11 +182,7 @@ struct LabLifecycleTests {
         let lab = Harness.uniqueLab("kill")
         defer { _ = try? Harness.natlab("down", lab) }   // only matters when the test fails
         let before = try Harness.hostNetworkState()
-        let up = try Harness.start(Harness.natlab, ["up", Harness.topology("two-homes.yaml"), "--name", lab],
-                                   environment: ["NATLAB_TEST_STEP_DELAY_MS": "150"])
-        // Wait until the build is half-way: namespaces exist and configuration has begun.
-        #expect(Harness.waitUntil(timeout: 10) { Harness.namespaces(ofLab: lab).count >= 7 })
-        usleep(300_000)
+        let up = try Self.upHalfWay(lab)
         kill(up.process.processIdentifier, SIGKILL)
         up.process.waitUntilExit()
         #expect(up.process.terminationReason == .uncaughtSignal)
@@ -198,10 +204,7 @@ struct LabLifecycleTests {
         try Privilege.require()
         let lab = Harness.uniqueLab("sig\(signal)")
         defer { _ = try? Harness.natlab("down", lab) }   // only matters when the test fails
-        let up = try Harness.start(Harness.natlab, ["up", Harness.topology("two-homes.yaml"), "--name", lab],
-                                   environment: ["NATLAB_TEST_STEP_DELAY_MS": "150"])
-        #expect(Harness.waitUntil(timeout: 10) { Harness.namespaces(ofLab: lab).count >= 7 })
-        usleep(300_000)
+        let up = try Self.upHalfWay(lab)
         kill(up.process.processIdentifier, signal)
         let err = String(decoding: up.stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         up.process.waitUntilExit()
