@@ -120,10 +120,13 @@ public struct Topology: Sendable, Equatable {
     /// In file order.
     public var hosts: [Host]
 
+    /// Connectivity checks (`checks:`), in file order; `natlab run` runs them.
+    public var checks: [Check] = []
+
     public init(name: String, description: String? = nil, internetSubnet: IPv4Network = Topology.defaultInternetSubnet,
-                routers: [Router], hosts: [Host]) {
+                routers: [Router], hosts: [Host], checks: [Check] = []) {
         self.name = name; self.description = description; self.internetSubnet = internetSubnet
-        self.routers = routers; self.hosts = hosts
+        self.routers = routers; self.hosts = hosts; self.checks = checks
     }
 
     public func router(named name: String) -> Router? { routers.first { $0.name == name } }

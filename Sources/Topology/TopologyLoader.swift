@@ -119,7 +119,7 @@ struct Checker {
             return nil
         }
         guard let top = mapping(root, what: "the top level", example: "`routers:` and `hosts:`") else { return nil }
-        checkKeys(top, allowed: ["name", "description", "internet", "routers", "hosts"], in: "the top level")
+        checkKeys(top, allowed: ["name", "description", "internet", "routers", "hosts", "checks"], in: "the top level")
 
         var name = TopologyLoader.defaultName(file: file)
         var namePos: Pos? = nil
@@ -166,9 +166,15 @@ struct Checker {
             error(Pos(root), "the lab has no nodes: add `routers:` and/or `hosts:`")
         }
 
-        return validate(name: name, description: description, internetSubnet: internetSubnet,
-                        internetPos: internetPos, internetValid: internetValid, rootPos: Pos(root),
-                        routers: routers, hosts: hosts)
+        var checks: [RawCheck] = []
+        if let section = top.value("checks"), !isNull(section) { checks = readChecks(section) }
+        validateChecks(checks, hosts: Set(hosts.map(\.name)), routers: Set(routers.map(\.name)))
+
+        var topology = validate(name: name, description: description, internetSubnet: internetSubnet,
+                                internetPos: internetPos, internetValid: internetValid, rootPos: Pos(root),
+                                routers: routers, hosts: hosts)
+        topology?.checks = checks.map(\.check)
+        return topology
     }
 
     mutating func readRouter(_ e: MappingView.Entry) -> RawRouter {

@@ -90,12 +90,12 @@ private func parseErrors(_ pairs: KeyValuePairs<String, String>) -> [NATSpecErro
     }
 
     @Test func durations() {
-        #expect(Duration.seconds("30") == 30)
-        #expect(Duration.seconds("30s") == 30)
-        #expect(Duration.seconds("2m") == 120)
-        #expect(Duration.seconds("1h") == 3600)
-        #expect(Duration.seconds(" 1d ") == 86400)
-        for bad in ["", "s", "-5", "1.5s", "10x", "m2", "1e3"] { #expect(Duration.seconds(bad) == nil, "\(bad)") }
+        #expect(DurationText.seconds("30") == 30)
+        #expect(DurationText.seconds("30s") == 30)
+        #expect(DurationText.seconds("2m") == 120)
+        #expect(DurationText.seconds("1h") == 3600)
+        #expect(DurationText.seconds(" 1d ") == 86400)
+        for bad in ["", "s", "-5", "1.5s", "10x", "m2", "1e3"] { #expect(DurationText.seconds(bad) == nil, "\(bad)") }
     }
 
     @Test func overridesPreset() throws {
