@@ -95,15 +95,18 @@ public final class LabEngine {
     private func collectLocked(all: Bool) throws -> Collection {
         var result = Collection()
         var claimed = Set<String>()
+        var kept = Set<String>()
         for name in store.labNames() {
             let names = namespaces(of: name)
             guard let lock = try? store.tryLock(name) else {
-                claimed.formUnion(names)   // its owner is alive
+                // Its owner is alive, and may be creating namespaces its journal does not list yet.
+                kept.insert(name)
                 continue
             }
             let record = store.record(of: name)
             if !all, record?.state == .up {
                 claimed.formUnion(names)
+                kept.insert(name)
                 lock.unlock()
                 continue
             }
@@ -114,7 +117,10 @@ public final class LabEngine {
             result.labs.append(name)
             lock.unlock()
         }
+        // Orphans: natlab namespaces that no kept lab claims. A namespace's name says its lab, so a
+        // lab being built right now keeps its namespaces even before its journal lists them.
         for ns in NetworkNamespace.list() where ns.hasPrefix(LabNaming.namespacePrefix) && !claimed.contains(ns) {
+            if let lab = LabNaming.lab(ofNamespace: ns), kept.contains(lab) { continue }
             if result.namespaces.contains(ns) { continue }
             let removed = removeNamespaces([ns])
             result.processes += removed.processes
