@@ -60,7 +60,15 @@ final class ScriptedNetwork: ProbeTransport, @unchecked Sendable {
     func send(_ message: STUNMessage, from socket: ScriptedSocket, to destination: STUNAddress) {
         let now = ContinuousClock.now
         let external: STUNAddress = state.withLock { s in
-            if mapping == .none { return socket.local }
+            if mapping == .none {
+                // A firewall: no translation, the filter state is kept per local port the same way.
+                if s.entries[socket.local.port] == nil {
+                    s.entries[socket.local.port] = Entry(owner: socket, lastActive: now)
+                }
+                s.entries[socket.local.port]!.contacted.insert(destination)
+                s.entries[socket.local.port]!.lastActive = now
+                return socket.local
+            }
             let key: String
             switch mapping {
             case .eim, .none: key = "\(socket.local.port)"
@@ -118,9 +126,6 @@ final class ScriptedNetwork: ProbeTransport, @unchecked Sendable {
     /// Inbound: filtering and lifetime decide.
     private func inbound(_ message: STUNMessage, from source: STUNAddress, to destination: STUNAddress) {
         let now = ContinuousClock.now
-        if mapping == .none {
-            // A firewall: the filter is kept per local port the same way.
-        }
         let owner: ScriptedSocket? = state.withLock { s in
             guard var e = s.entries[destination.port], alive(e, now: now) else { return nil }
             switch filtering {
