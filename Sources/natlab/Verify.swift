@@ -211,6 +211,11 @@ struct RouterResult: Codable {
                 checks.append(VerifyCheck(aspect: "hairpin", declared: p.hairpin ? "on" : "off", measured: measured,
                                           ok: h != nil && h!.works == p.hairpin && (!p.hairpin || h!.sourceIsPublic == true)))
             }
+            // Inbound packets must arrive from their real sender (a rewritten source hides the peer).
+            let rewritten = r.notes.filter { $0.contains("rewrites the source") }
+            if !rewritten.isEmpty {
+                checks.append(VerifyCheck(aspect: "inbound source", declared: "kept", measured: rewritten.joined(separator: "; "), ok: false))
+            }
             let mappedPort = Int(r.mapped.split(separator: ":").last ?? "") ?? -1
             let measuredPorts = r.portPreserved ? "preserved (\(r.mapped))" : "not preserved (\(r.local) → \(r.mapped))"
             switch ((p.kind == .nat), (p.kind == .nat) ? effectivePorts(p) : .preserve) {
