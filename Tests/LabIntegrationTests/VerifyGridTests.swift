@@ -1,6 +1,9 @@
 import Foundation
 import Testing
 import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `natlab verify` and `natlab probe` on the real kernel: every preset and every mapping × filtering
 /// combination, with and without hairpin, lifetimes of 3 s and 5 s, a CGNAT layer, strict EIM with two
@@ -223,5 +226,27 @@ struct VerifyGridTests {
             }
             #expect(summary(natlab) == summary(coturn))
         } when: { placeholder }
+    }
+
+    @Test("Ctrl-C during verify: temporary nodes and servers are removed, the lab stays")
+    func interruptCleansUp() throws {
+        try Privilege.require()
+        let file = try Self.writeLab("routers:\n  slow: { nat: { udp-timeout: 20s } }\nhosts:\n  a: { attach: slow }\n")
+        let lab = Harness.uniqueLab("vi")
+        let up = try Harness.natlab("up", file, "--name", lab)
+        try #require(up.status == 0, "up failed: \(up.stderr)")
+        defer { _ = try? Harness.natlab("down", lab) }
+        let before = Harness.namespaces(ofLab: lab)
+        let verify = try Harness.start(Harness.natlab, ["verify", lab])
+        #expect(Harness.waitUntil(timeout: 5) { Harness.namespaces(ofLab: lab).count > before.count }, "no temporary node appeared")
+        usleep(1_000_000)
+        kill(verify.process.processIdentifier, SIGINT)
+        verify.process.waitUntilExit()
+        #expect(verify.process.terminationStatus != 0)
+        #expect(Harness.namespaces(ofLab: lab) == before, "temporary nodes left behind")
+        let ps = try Harness.run("/usr/bin/env", ["pgrep", "-f", "natlab-verify-\(lab)-"])
+        #expect(ps.stdout.isEmpty, "a verify server survived: \(ps.stdout)")
+        let status = try Harness.natlab("status", lab)
+        #expect(status.status == 0, "the lab itself must stay up")
     }
 }

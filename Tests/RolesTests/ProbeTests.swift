@@ -235,15 +235,16 @@ func probe(_ network: ScriptedNetwork, lifetime: LifetimeOptions? = nil) async t
 
     @Test("binding lifetime: bracketed within one step of the scripted lifetime, trials stop early")
     func lifetime() async throws {
-        let n = ScriptedNetwork(mapping: .eim, filtering: .apdf, lifetime: .milliseconds(450))
+        let n = ScriptedNetwork(mapping: .eim, filtering: .apdf, lifetime: .milliseconds(900))
         let start = ContinuousClock.now
-        let r = try await probe(n, lifetime: LifetimeOptions(step: 0.1, max: 3))
+        let r = try await probe(n, lifetime: LifetimeOptions(step: 0.2, max: 5))
         let took = ContinuousClock.now - start
         let l = try #require(r.lifetime)
         let seconds = try #require(l.seconds)
-        #expect(abs(seconds - 0.45) <= 0.1, "\(l)")
-        #expect(l.lower == 0.4 || l.lower == 0.3, "\(l)")
-        #expect(took < .seconds(2), "the trials should stop after two losses, took \(took)")
+        // Brackets are measured idle times, so oversleeping on a loaded machine does not bias them.
+        #expect(l.lower < 0.9 && (l.upper ?? 0) >= 0.9, "\(l)")
+        #expect(abs(seconds - 0.9) <= 0.3, "\(l)")
+        #expect(took < .seconds(4), "the trials should stop after two losses, took \(took)")
         #expect(l.trials.contains { $0.delivered == nil }, "later trials were cancelled")
     }
 

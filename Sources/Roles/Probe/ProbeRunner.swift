@@ -211,13 +211,15 @@ public struct ProbeRunner: Sendable {
         let asker = try await transport.open(towards: server)
         defer { Task { await asker.close() } }
         var outcomes: [Double: Bool?] = [:]
+        var measuredIdle: [Double: Double] = [:]
         var ignoredResponsePort = false
-        try await withThrowingTaskGroup(of: (Double, Bool?, Bool).self) { group in
+        try await withThrowingTaskGroup(of: (Double, Double, Bool?, Bool).self) { group in
             for idle in idles {
                 group.addTask { try await self.lifetimeTrial(idle: idle, asker: asker) }
             }
-            for try await (idle, delivered, ignored) in group {
+            for try await (idle, actual, delivered, ignored) in group {
                 outcomes[idle] = delivered
+                measuredIdle[idle] = actual
                 if ignored { ignoredResponsePort = true }
                 // Two losses in a row with every shorter idle time known: the rest cannot change the answer.
                 let known = idles.prefix { outcomes[$0] != nil }
@@ -225,7 +227,8 @@ public struct ProbeRunner: Sendable {
                 if tail.count == 2, tail.allSatisfy({ outcomes[$0]! == false }) { group.cancelAll() }
             }
         }
-        let trials = idles.map { LifetimeTrial(idle: $0, delivered: outcomes[$0] ?? nil) }
+        // The idle time each trial really had (a loaded machine oversleeps), not the one it asked for.
+        let trials = idles.map { LifetimeTrial(idle: ((measuredIdle[$0] ?? $0) * 1000).rounded() / 1000, delivered: outcomes[$0] ?? nil) }
         var notes: [String] = []
         if ignoredResponsePort {
             notes.append("the server answered the sending socket instead of RESPONSE-PORT: lifetime not measurable")
@@ -236,24 +239,27 @@ public struct ProbeRunner: Sendable {
         return (result, notes)
     }
 
-    /// (idle, delivered — nil if cancelled, server ignored RESPONSE-PORT)
-    private func lifetimeTrial(idle: Double, asker: any ProbeSocket) async throws -> (Double, Bool?, Bool) {
+    /// (idle asked for, idle measured, delivered — nil if cancelled, server ignored RESPONSE-PORT)
+    private func lifetimeTrial(idle: Double, asker: any ProbeSocket) async throws -> (Double, Double, Bool?, Bool) {
         let socket = try await transport.open(towards: server)
         defer { Task { await socket.close() } }
         guard let answer = try await socket.transact(Self.bindingRequest(), to: server, policy: options.policy),
-              let mapped = answer.message.reflexiveAddress else { return (idle, nil, false) }
+              let mapped = answer.message.reflexiveAddress else { return (idle, idle, nil, false) }
+        let answered = ContinuousClock.now
         do {
             try await Task.sleep(for: .milliseconds(Int(idle * 1000)))
         } catch {
-            return (idle, nil, false)
+            return (idle, idle, nil, false)
         }
+        let elapsed = ContinuousClock.now - answered
+        let actual = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let request = Self.bindingRequest([.responsePort(mapped.port)])
         for wait in options.policy.waits {
-            if Task.isCancelled { return (idle, nil, false) }
+            if Task.isCancelled { return (idle, actual, nil, false) }
             try await asker.send(request, to: server)
-            if await socket.receive(transactionID: request.transactionID, timeout: wait) != nil { return (idle, true, false) }
-            if await asker.receive(transactionID: request.transactionID, timeout: .zero) != nil { return (idle, nil, true) }
+            if await socket.receive(transactionID: request.transactionID, timeout: wait) != nil { return (idle, actual, true, false) }
+            if await asker.receive(transactionID: request.transactionID, timeout: .zero) != nil { return (idle, actual, nil, true) }
         }
-        return (idle, false, false)
+        return (idle, actual, false, false)
     }
 }
