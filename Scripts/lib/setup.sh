@@ -23,6 +23,9 @@ natlab_install_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
+# Test-only: natlab probe/verify tests use coturn's turnserver as an RFC 5780 reference server.
+NATLAB_TEST_PACKAGES+=(coturn)
+
 natlab_require_swift() {
     command -v swift >/dev/null 2>&1 && return 0
     [ -x /opt/swift/usr/bin/swift ] && export PATH=/opt/swift/usr/bin:$PATH && return 0

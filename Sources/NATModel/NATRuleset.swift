@@ -262,7 +262,7 @@ public enum NATRuleset {
                            "outbound: choose the external address and port of new flows")
         srcnat.add("oifname \(wan) jump snat_out", "translate every new flow leaving through the WAN")
         if p.hairpin {
-            srcnat.add("oifname \(lan) \(ctDaddr) jump snat_out",
+            srcnat.add("iifname \(lan) oifname \(lan) \(ctDaddr) jump snat_out",
                        "hairpin: source becomes the sender's public mapping, not the router's LAN address (REQ-9)")
         }
 

@@ -61,7 +61,10 @@ private func profile(_ pairs: KeyValuePairs<String, String>) throws -> NATProfil
             #"iifname "wan" ip daddr 203.0.113.1 meta l4proto udp dnat ip to udp dport map @ext2int"#,
             #"iifname "br0" ip daddr 203.0.113.1 meta l4proto udp dnat ip to udp dport map @ext2int"#,
             #"oifname "wan" jump snat_out"#,
-            #"oifname "br0" ct original ip daddr 203.0.113.1 jump snat_out"#,
+            // The recipe's `oifname "br0" ct original ip daddr …` also SNATed *inbound* EIF/ADF packets (their
+            // original destination is the WAN address too): `natlab verify` caught it, so natlab adds
+            // `iifname "br0"` (hairpin traffic only).
+            #"iifname "br0" oifname "br0" ct original ip daddr 203.0.113.1 jump snat_out"#,
             "meta l4proto udp snat ip to 203.0.113.1 : ip saddr . udp sport map @int2ext",
             "meta l4proto udp udp sport @ext2int snat ip to 203.0.113.1 random",
             "meta l4proto udp snat ip to 203.0.113.1",
