@@ -65,8 +65,8 @@ public enum Observation {
             let hairpin = counter(meet, .hairpin, i, ""), routed = counter(meet, .routed, i, "")
             for (x, y) in [(sa, sb), (sb, sa)] {
                 forward[meet, default: []] += [
-                    "iifname \"\(port)\" oifname \"\(port)\" ip saddr \(x) ip daddr \(y) ct status dnat counter comment \"\(hairpin)\"",
-                    "iifname \"\(port)\" oifname \"\(port)\" ip saddr \(x) ip daddr \(y) ct status != dnat counter comment \"\(routed)\"",
+                    "iifname \"\(port)\" oifname \"\(port)\" ip saddr \(x) ip daddr \(y) ct status & dnat == dnat counter comment \"\(hairpin)\"",
+                    "iifname \"\(port)\" oifname \"\(port)\" ip saddr \(x) ip daddr \(y) ct status & dnat == 0 counter comment \"\(routed)\"",
                 ]
             }
             for relay in relays where relay != a && relay != b {

@@ -236,16 +236,14 @@ func probe(_ network: ScriptedNetwork, lifetime: LifetimeOptions? = nil) async t
     @Test("binding lifetime: bracketed within one step of the scripted lifetime, trials stop early")
     func lifetime() async throws {
         let n = ScriptedNetwork(mapping: .eim, filtering: .apdf, lifetime: .milliseconds(900))
-        let start = ContinuousClock.now
         let r = try await probe(n, lifetime: LifetimeOptions(step: 0.2, max: 5))
-        let took = ContinuousClock.now - start
         let l = try #require(r.lifetime)
         let seconds = try #require(l.seconds)
         // Brackets are measured idle times, so oversleeping on a loaded machine does not bias them.
         #expect(l.lower < 0.9 && (l.upper ?? 0) >= 0.9, "\(l)")
         #expect(abs(seconds - 0.9) <= 0.3, "\(l)")
-        #expect(took < .seconds(4), "the trials should stop after two losses, took \(took)")
-        #expect(l.trials.contains { $0.delivered == nil }, "later trials were cancelled")
+        // Early stop shows in the outcomes, not in wall time (no timing assertions in tests).
+        #expect(l.trials.contains { $0.delivered == nil }, "later trials were cancelled after two losses")
     }
 
     @Test("lifetime estimate from trial outcomes")
