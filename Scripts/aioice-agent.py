@@ -27,7 +27,7 @@ MARKER = 0xA5  # first byte of application data: not STUN (0-3), not ChannelData
 
 def emit(agent, event, **fields):
     fields.update(event=event, agent=agent, t=round(time.monotonic() - T0, 3))
-    sys.stdout.write(json.dumps(fields, sort_keys=True) + "\n")
+    sys.stdout.write(json.dumps(fields, sort_keys=True, separators=(",", ":")) + "\n")
     sys.stdout.flush()
 
 
@@ -98,7 +98,7 @@ async def main():
             await asyncio.sleep(0.2)
 
     def send(obj):
-        writer.write((json.dumps(obj, sort_keys=True) + "\n").encode())
+        writer.write((json.dumps(obj, sort_keys=True, separators=(",", ":")) + "\n").encode())
 
     send({"type": "register", "id": me})
     send({"type": "send", "to": a.peer, "body": {
