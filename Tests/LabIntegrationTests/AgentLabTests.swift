@@ -196,4 +196,105 @@ struct AgentLabTests {
             #expect(r.events("candidate").contains { $0["type"] as? String == "relay" && $0["side"] as? String == "local" })
         }
     }
+
+    static func writeTopology(_ text: String) throws -> String {
+        let file = NSTemporaryDirectory() + "natlab-agent-\(UUID().uuidString).yaml"
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    @Test("the hole-punching matrix: symmetric↔full cone and public↔NAT direct, hairpin, one LAN local, symmetric↔port-restricted relay or none")
+    func matrix() throws {
+        try Privilege.require()
+        let file = try Self.writeTopology("""
+        name: agmx
+        routers:
+          sym: { nat: symmetric }
+          fc:  { nat: full-cone }
+          hp:  { nat: { preset: port-restricted-cone, hairpin: true } }
+          prc: { nat: port-restricted-cone }
+        hosts:
+          srv: { attach: internet }
+          pub: { attach: internet }
+          s1:  { attach: sym }
+          f1:  { attach: fc }
+          h1:  { attach: hp }
+          h2:  { attach: hp }
+          p1:  { attach: prc }
+        """)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var lab = try Lab(file, tag: "agm")
+        defer { lab.stop() }
+        try lab.coturn("srv")
+        try lab.rendezvous("srv")
+        let srv = lab.address("srv")
+        let turn = ["--turn", srv + ":3478", "--turn-user", "user", "--turn-password", "pass"]
+        // (case, node A, node B, extra flags, expected path, expected local types of A and B's selected pairs)
+        let cases: [(String, String, String, [String], String, Set<String>?)] = [
+            ("sf", "s1", "f1", [], "direct", nil),
+            ("pp", "pub", "p1", [], "direct", ["host", "srflx"]),
+            ("hp", "h1", "h2", ["--no-host"], "hairpin", ["srflx"]),
+            ("ln", "h1", "h2", [], "direct", ["host"]),
+            ("sr", "s1", "p1", turn, "relay", nil),
+            ("sn", "s1", "p1", ["--deadline", "3"], "none", nil),
+        ]
+        for (tag, a, b, extra, expected, locals) in cases {
+            let flags = ["--stun", srv + ":3478", "--bytes", "5000"] + extra
+            let runs = try Self.runAgents(lab, [(a, Self.natlabAgent("\(tag)-\(a)", "\(tag)-\(b)", rendezvous: srv, flags)),
+                                                (b, Self.natlabAgent("\(tag)-\(b)", "\(tag)-\(a)", rendezvous: srv, flags))])
+            for r in runs {
+                let paths = r.events("path").compactMap { $0["path"] as? String }
+                #expect(paths.first == expected, "\(tag): \(r.raw)")
+                Self.checkContract(r, agent: r.lines.first?["agent"] as? String ?? "?")
+                if expected == "none" {
+                    #expect(r.status == 1 && r.selected == nil && !r.events("error").isEmpty, "\(tag): \(r.raw)")
+                } else {
+                    #expect(r.status == 0 && r.data?["complete"] as? Bool == true, "\(tag): \(r.raw)")
+                }
+                if let locals { #expect(locals.contains(r.localType ?? "-"), "\(tag): \(r.selected ?? [:])") }
+                if expected == "direct" || expected == "hairpin" { #expect(r.selected?["via"] as? String == "direct") }
+            }
+        }
+    }
+
+    @Test("NAT mappings of 3 s: consent every ~1 s keeps the path; every ~5 s lets a mapping expire, which is reported")
+    func mappingLifetime() throws {
+        try Privilege.require()
+        let file = try Self.writeTopology("""
+        name: agsh
+        routers:
+          n1: { nat: { preset: port-restricted-cone, udp-timeout: 3s, udp-stream-timeout: 3s } }
+          n2: { nat: { preset: port-restricted-cone, udp-timeout: 3s, udp-stream-timeout: 3s } }
+        hosts:
+          srv: { attach: internet }
+          a1: { attach: n1 }
+          b1: { attach: n2 }
+        """)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var lab = try Lab(file, tag: "agl")
+        defer { lab.stop() }
+        try lab.coturn("srv")
+        try lab.rendezvous("srv")
+        let srv = lab.address("srv")
+        func run(_ tag: String, _ flags: [String]) throws -> [AgentRun] {
+            let f = ["--stun", srv + ":3478", "--bytes", "2000"] + flags
+            return try Self.runAgents(lab, [("a1", Self.natlabAgent("\(tag)a", "\(tag)b", rendezvous: srv, f)),
+                                            ("b1", Self.natlabAgent("\(tag)b", "\(tag)a", rendezvous: srv, f))])
+        }
+        // Keepalive shorter than the mapping lifetime: consent never lapses.
+        for r in try run("k1", ["--keepalive", "1", "--consent-timeout", "5", "--hold", "7"]) {
+            #expect(r.status == 0, "\(r.raw)")
+            #expect(r.events("done").last?["consent-lost"] as? Int == 0)
+            #expect(!r.events("path").contains { $0["state"] as? String == "lost" })
+        }
+        // Longer: both mappings expire after the data; whoever sends its first consent request
+        // (at 4–6 s) first hits the peer's expired mapping and hears nothing before its 7 s
+        // consent timeout (its next request is ≥ 8 s away): that agent reports the path lost.
+        let runs = try run("k5", ["--keepalive", "5", "--consent-timeout", "7", "--hold", "10"])
+        let lost = runs.filter { r in r.events("path").contains { $0["state"] as? String == "lost" && $0["reason"] as? String == "consent-expired" } }
+        #expect(!lost.isEmpty, "\(runs.map(\.raw))")
+        for r in lost {
+            #expect(r.status == 1 && (r.events("done").last?["consent-lost"] as? Int ?? 0) >= 1)
+        }
+    }
 }

@@ -263,7 +263,8 @@ public struct ICEAgentCore: Sendable {
         for i in pairs.indices {
             pairs[i].state = .frozen
             pairs[i].nominated = false
-            pairs[i].remoteNominated = false
+            // The peer's nomination stands (it may still have the pair selected and will not
+            // nominate again): a controlled agent re-selects the pair once its check succeeds.
             pairs[i].nominating = false
             pairs[i].validLocal = nil
         }
