@@ -195,6 +195,19 @@ struct AgentLabTests {
             #expect(r.data?["complete"] as? Bool == true)
             #expect(r.events("candidate").contains { $0["type"] as? String == "relay" && $0["side"] as? String == "local" })
         }
+        // Interop through the relay: natlab agent ↔ aioice, both relay-only (relay ↔ relay, ChannelData both ways).
+        let relayOnly = common + ["--relay-only"]
+        let mixed = try Self.runAgents(lab, [
+            ("alice", Self.natlabAgent("ra", "rb", rendezvous: relay, relayOnly)),
+            ("bob", [Self.python, "-u", Self.aioiceAgent, "--id", "rb", "--peer", "ra", "--rendezvous", relay + ":7000",
+                     "--deadline", "20"] + relayOnly),
+        ])
+        for r in mixed {
+            #expect(r.status == 0, "\(r.raw)\n\(r.stderr)")
+            #expect(r.localType == "relay" && r.remoteType == "relay", "\(r.selected ?? [:])")
+            #expect(r.data?["complete"] as? Bool == true)
+        }
+        #expect(mixed[0].data?["received-relayed"] as? Int == 10000)
     }
 
     static func writeTopology(_ text: String) throws -> String {

@@ -324,6 +324,11 @@ public final class AgentRunner: @unchecked Sendable {
             f["path"] = AgentReport.classify(local: s.validLocal ?? s.local, remote: s.remote).path
         }
         report.emit("done", f)
+        if var t = turn {
+            let out = t.deallocate(now: now)
+            turn = t
+            for b in out { send(b, to: t.server) }
+        }
         p.succeed(ok ? 0 : 1)
     }
 

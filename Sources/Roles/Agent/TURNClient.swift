@@ -215,6 +215,15 @@ public struct TURNClient: Sendable {
         return []
     }
 
+    /// Refresh with LIFETIME 0: the server frees the allocation at once (sent when the agent ends).
+    public mutating func deallocate(now: Double) -> [[UInt8]] {
+        guard state == .allocated else { return [] }
+        state = .idle
+        lifetime = 0
+        refreshAt = .infinity
+        return [request(.refresh, now: now, authRetries: 0)]
+    }
+
     private mutating func fail(_ why: String) {
         state = .failed(why)
         events.append(.failed(why))
