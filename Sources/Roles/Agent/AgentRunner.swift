@@ -73,6 +73,7 @@ public final class AgentRunner: @unchecked Sendable {
     private var pump: RepeatedTask?
     private var reportedLocal = Set<String>()
     private var rdvRetryAt = 0.0
+    private var rdvWarned = false
 
     public init(options: AgentOptions, reporter: AgentReporter) {
         o = options
@@ -177,8 +178,14 @@ public final class AgentRunner: @unchecked Sendable {
             }
             .connect(host: o.rendezvousHost, port: o.rendezvousPort).whenComplete { [self] result in
                 switch result {
-                case .failure:
-                    rdvRetryAt = now + 0.2  // the server may not be up yet: retry until the deadline
+                case .failure(let e):
+                    // The server may not be up yet: retry until the deadline, say so once.
+                    if !rdvWarned {
+                        rdvWarned = true
+                        report.emit("error", ["message": "rendezvous \(o.rendezvousHost):\(o.rendezvousPort) unreachable (\(e)); retrying",
+                                              "fatal": false])
+                    }
+                    rdvRetryAt = now + 0.2
                 case .success(let ch):
                     rdv = ch
                     write(RendezvousWire.register(id: o.id))
