@@ -23,8 +23,22 @@ natlab_install_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
-# Test-only: natlab probe/verify tests use coturn's turnserver as an RFC 5780 reference server.
+# Test-only system packages: coturn, the reference STUN/TURN server (RFC 5780 probe/verify tests,
+# agent tests, interop).
+NATLAB_TEST_PACKAGES=()
 NATLAB_TEST_PACKAGES+=(coturn)
+
+# Python packages the tests need (aioice: the foreign agent Scripts/aioice-agent.py), in a venv of
+# their own under .build/pyenv, so the system's Python is never changed. The tests find it there
+# (or at $NATLAB_PYTHON). python3-venv comes from Debian when `python3 -m venv` is missing.
+natlab_install_python_test_deps() {
+    local venv="$NATLAB_ROOT/.build/pyenv"
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import aioice" 2>/dev/null; then return 0; fi
+    if ! python3 -m venv --help >/dev/null 2>&1; then natlab_install_packages python3-venv || return 1; fi
+    echo "natlab: installing aioice into $venv" >&2
+    mkdir -p "$NATLAB_ROOT/.build"
+    python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q aioice >&2
+}
 
 natlab_require_swift() {
     command -v swift >/dev/null 2>&1 && return 0
