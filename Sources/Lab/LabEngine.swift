@@ -34,6 +34,15 @@ public final class LabEngine {
     /// Collects stale labs first. On any failure or signal, removes everything it made and throws.
     public func up(plan: LabPlan, name: String, topologyFile: String,
                    state: LabRecord.State = .up) throws -> (LabRecord, Collection) {
+        let (record, collected, lock) = try build(plan: plan, name: name, topologyFile: topologyFile, state: state)
+        lock.unlock()
+        return (record, collected)
+    }
+
+    /// `up`, returning the lab's lock still held: an owned lab (`natlab run`) keeps it for its life,
+    /// so no `gc` ever takes it for a dead one.
+    func build(plan: LabPlan, name: String, topologyFile: String,
+               state: LabRecord.State) throws -> (LabRecord, Collection, FileLock) {
         if let why = LabNaming.problem(withLabName: name) { throw LabError.invalidName(why) }
         let roleCommands = try RoleLauncher.commands(in: plan)
         let worker = try worker()
@@ -64,8 +73,7 @@ public final class LabEngine {
             lock.unlock()
             throw error
         }
-        lock.unlock()
-        return (record, collected)
+        return (record, collected, lock)
     }
 
     /// Removes a lab: stops its processes, deletes its namespaces, forgets it.
