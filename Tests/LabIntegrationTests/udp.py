@@ -5,6 +5,8 @@ reflect PORT           answer every datagram with "OBS <source ip>:<source port>
 probe BIND HOST:PORT   send from local port BIND, print the observed mapping as JSON, then keep listening
                        LISTEN seconds (env LISTEN, default 0) and print every datagram that arrives
 send BIND HOST:PORT    send one datagram "HELLO" from local port BIND
+listen BIND SECONDS    bind local port BIND (both families), print "ready", then print every datagram that
+                       arrives during SECONDS without ever sending (a port nobody inside has opened)
 punch BIND REFLECTOR DIR ME PEER COUNT
                        hole punching: learn this socket's public mapping from REFLECTOR (host:port, or
                        "local:IP" to use IP:BIND itself), publish it as DIR/ME, read the peer's from
@@ -64,6 +66,21 @@ def main():
                 peers.append(src)
             if src in peers and len(peers) == 2:
                 s.sendto(data, peers[1 - peers.index(src)])
+    if mode == "listen":
+        socks = [udp(socket.AF_INET)]
+        socks[0].bind(("0.0.0.0", int(sys.argv[2])))
+        try:
+            v6 = udp(socket.AF_INET6); v6.bind(("::", int(sys.argv[2]))); socks.append(v6)
+        except OSError:
+            pass
+        print("ready", flush=True)
+        deadline = time.time() + float(sys.argv[3])
+        while time.time() < deadline:
+            ready, _, _ = select.select(socks, [], [], max(0.01, deadline - time.time()))
+            for s in ready:
+                data, src = s.recvfrom(2048)
+                print(json.dumps({"received": data.decode(errors="replace"), "from": show(src)}), flush=True)
+        return
     if mode == "punch":
         return punch()
     bind = int(sys.argv[2]); host, port = split(sys.argv[3])
