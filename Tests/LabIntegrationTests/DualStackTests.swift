@@ -8,6 +8,7 @@ import TestSupport
 @Suite(.enabled(if: Privilege.shouldRun, "needs root and network namespaces"))
 struct DualStackTests {
     static let topology = """
+    name: dualstack
     ipv6: true
     routers:
       prc: { nat: port-restricted-cone }
@@ -33,8 +34,8 @@ struct DualStackTests {
         ("hfw", "fw", "APDF", false), ("hfwe", "fwe", "EIF", false), ("hfwa", "fwa", "ADF", false),
     ]
 
-    static func lines(_ p: Harness.Started) -> [[String: String]] {
-        let out = String(decoding: p.stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    static func lines(_ p: Harness.Started, after first: String = "") -> [[String: String]] {
+        let out = first + String(decoding: p.stdout.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.process.waitUntilExit()
         return out.split(separator: "\n").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: String]
@@ -78,11 +79,18 @@ struct DualStackTests {
         for c in Self.cases {
             probes[c.host] = try Harness.start(Harness.natlab,
                 ["exec", lab, c.host, "--", "python3", "-u", Harness.udpTool, "probe", "40000", Self.endpoint(web, 3478)],
-                environment: ["LISTEN": "3"])
+                environment: ["LISTEN": "12"])
             idle[c.host] = try Harness.start(Harness.natlab,
-                ["exec", lab, c.host, "--", "python3", "-u", Harness.udpTool, "listen", "41000", "3.5"])
+                ["exec", lab, c.host, "--", "python3", "-u", Harness.udpTool, "listen", "41000", "12"])
         }
-        usleep(1_200_000)
+        // Send only once every pinhole/mapping exists (the probe printed web's answer) and every idle
+        // port is bound: an earlier datagram would be unsolicited.
+        var firstOutput: [String: String] = [:]
+        for c in Self.cases {
+            firstOutput[c.host] = String(decoding: probes[c.host]!.stdout.fileHandleForReading.availableData, as: UTF8.self)
+            let ready = String(decoding: idle[c.host]!.stdout.fileHandleForReading.availableData, as: UTF8.self)
+            #expect(ready.contains("ready"), "\(c.host): listener did not start")
+        }
         for c in Self.cases {
             // Where the internet must send: the NAT's address for translated IPv4, the host's own otherwise.
             let target = family == "4" && c.nat ? try addr(c.router, "wan") : try addr(c.host, "eth0")
@@ -93,7 +101,7 @@ struct DualStackTests {
             }
         }
         for c in Self.cases {
-            let out = Self.lines(probes[c.host]!)
+            let out = Self.lines(probes[c.host]!, after: firstOutput[c.host]!)
             let observed = out.first?["observed"] ?? nil
             let own = try addr(c.host, "eth0")
             let expected = family == "4" && c.nat ? try addr(c.router, "wan") : own
