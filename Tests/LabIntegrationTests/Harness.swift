@@ -106,6 +106,15 @@ enum Harness {
         return String(addrs[index].split(separator: "/")[0])
     }
 
+    /// A node's IPv6 address on an interface (dual-stack labs), without the prefix length.
+    static func address6(_ lab: [String: Any], node: String, interface: String, index: Int = 0) -> String? {
+        let nodes = (lab["plan"] as? [String: Any])?["nodes"] as? [[String: Any]] ?? []
+        guard let n = nodes.first(where: { $0["name"] as? String == node }),
+              let i = (n["interfaces"] as? [[String: Any]] ?? []).first(where: { $0["name"] as? String == interface }),
+              let addrs = i["addresses6"] as? [String], index < addrs.count else { return nil }
+        return String(addrs[index].split(separator: "/")[0])
+    }
+
     static func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
         let end = Date().addingTimeInterval(timeout)
         while Date() < end {
