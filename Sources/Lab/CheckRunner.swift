@@ -170,6 +170,10 @@ struct CheckRunner {
             failure = "the network carried \(network) but the agents report " + summaries.map { "\($0.agent): \($0.pathText)" }.joined(separator: ", ")
         } else if check.expect != .none, let short = summaries.first(where: { !$0.complete }) {
             failure = "\(short.agent) received \(short.received) of \(check.bytes) bytes"
+        } else if check.lost, !summaries.contains(where: \.consentLost) {
+            failure = "the path was expected to be lost while held, but consent never expired"
+        } else if !check.lost, let gone = summaries.first(where: \.consentLost) {
+            failure = "\(gone.agent) lost the path (consent expired) while it was held"
         }
         return CheckResult(index: index, check: check, network: network, agents: summaries, passed: failure == nil,
                            failure: failure, seconds: Date().timeIntervalSince(start))

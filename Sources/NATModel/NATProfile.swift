@@ -40,6 +40,9 @@ public struct NATProfile: Sendable, Equatable, Codable {
     /// Which external address a host gets when the router has several (YAML `pooling:`).
     /// Only used when the ruleset context has more than one WAN address.
     public var pooling: Pooling
+    /// `block-udp: true`: the router drops all UDP it would forward, both ways (a UDP-blocking
+    /// corporate firewall). nil means false; optional so that records written before it decode.
+    public var blockUDP: Bool?
 
     /// External port choice for new mappings.
     public enum PortAssignment: Sendable, Equatable, Codable, CustomStringConvertible {

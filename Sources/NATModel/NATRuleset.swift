@@ -355,6 +355,9 @@ public enum NATRuleset {
         var input = Chain("input", inputHeader, "the router itself")
         input.add("iifname \(wan) ct state new,invalid drop", dropUnsolicited)
         var forward = Chain("forward", forwardHeader, "forwarding: outbound allowed, inbound only for known flows")
+        if p.blockUDP == true {
+            forward.add("meta l4proto udp drop", "block-udp: no UDP crosses this router, either way (a UDP-blocking firewall)")
+        }
         forward.add("ct state established,related accept",
                     "replies and related ICMP of known flows (APDF comes from conntrack)")
         forward.add("ct state invalid drop", "packets conntrack cannot place")
@@ -378,6 +381,9 @@ public enum NATRuleset {
         let t = "\(mapTimeout(for: p))s"
         var decls: [Decl] = []
         var forward = Chain("forward", forwardHeader, "forwarding: outbound allowed, unsolicited inbound dropped")
+        if p.blockUDP == true {
+            forward.add("meta l4proto udp drop", "block-udp: no UDP crosses this router, either way (a UDP-blocking firewall)")
+        }
         forward.add("ct state invalid drop", "packets conntrack cannot place")
         switch p.filtering {
         case .endpointIndependent:
@@ -436,6 +442,9 @@ public enum NATRuleset {
         let t = "\(mapTimeout(for: p))s"
         var decls: [Decl] = []
         var forward = Chain("forward", forwardHeader, "IPv6 forwarding: outbound allowed, unsolicited inbound dropped, no translation")
+        if p.blockUDP == true {
+            forward.add("meta l4proto udp drop", "block-udp: no UDP crosses this router, either way (a UDP-blocking firewall)")
+        }
         forward.add("ct state invalid drop", "IPv6 packets conntrack cannot place")
         switch p.filtering {
         case .endpointIndependent:

@@ -8,7 +8,7 @@ extension NATProfile {
 
     /// Every key a `nat:` mapping accepts.
     public static let fieldNames = [
-        "preset", "mapping", "filtering", "hairpin", "ports", "pooling",
+        "preset", "mapping", "filtering", "hairpin", "ports", "pooling", "block-udp",
         "udp-timeout", "udp-stream-timeout", "tcp-timeout",
     ]
 
@@ -103,6 +103,13 @@ extension NATProfile {
             case "true", "yes", "on": profile.hairpin = true
             case "false", "no", "off": profile.hairpin = false
             default: fail("hairpin", "'\(s)' is not a boolean; allowed: true, false")
+            }
+        }
+        if let s = values["block-udp"] {
+            switch s.lowercased() {
+            case "true", "yes", "on": profile.blockUDP = true
+            case "false", "no", "off": profile.blockUDP = nil
+            default: fail("block-udp", "'\(s)' is not a boolean; allowed: true, false")
             }
         }
         if let s = values["ports"] {

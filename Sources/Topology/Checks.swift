@@ -13,6 +13,7 @@ import Yams
 ///     keepalive: 2s           # agents' consent/keepalive interval (default 5s, RFC 7675)
 ///     hold: 10s               # keep the path in use this long after connecting (default 0)
 ///     offer: [srflx, relay]   # candidate types the agents offer (default all)
+///     lost: true              # the path must be lost during `hold` (default: it must survive)
 /// ```
 public struct Check: Sendable, Equatable, Codable {
     /// How the peers' traffic crossed the network (DESIGN.md §6).
@@ -37,6 +38,9 @@ public struct Check: Sendable, Equatable, Codable {
     public var keepaliveMilliseconds: Int
     public var holdMilliseconds: Int
     public var offer: [CandidateType]
+    /// The path must be lost while it is held (a NAT mapping expiring under the agents' keepalive
+    /// interval); false: it must survive.
+    public var lost: Bool
 
     public static let defaultDeadlineMilliseconds = 10_000
     public static let defaultBytes = 65_536
@@ -44,10 +48,10 @@ public struct Check: Sendable, Equatable, Codable {
 
     public init(peers: [String], expect: Path, deadlineMilliseconds: Int = Check.defaultDeadlineMilliseconds,
                 bytes: Int = Check.defaultBytes, keepaliveMilliseconds: Int = Check.defaultKeepaliveMilliseconds,
-                holdMilliseconds: Int = 0, offer: [CandidateType] = CandidateType.allCases) {
+                holdMilliseconds: Int = 0, offer: [CandidateType] = CandidateType.allCases, lost: Bool = false) {
         self.peers = peers; self.expect = expect; self.deadlineMilliseconds = deadlineMilliseconds
         self.bytes = bytes; self.keepaliveMilliseconds = keepaliveMilliseconds
-        self.holdMilliseconds = holdMilliseconds; self.offer = offer
+        self.holdMilliseconds = holdMilliseconds; self.offer = offer; self.lost = lost
     }
 
     /// "alice ↔ bob".
@@ -70,7 +74,7 @@ extension Checker {
         var result: [RawCheck] = []
         for item in items {
             guard let m = mapping(item, what: "a check", example: "`{ connect: [alice, bob], expect: direct }`") else { continue }
-            checkKeys(m, allowed: ["connect", "expect", "deadline", "bytes", "keepalive", "hold", "offer"], in: "a check")
+            checkKeys(m, allowed: ["connect", "expect", "deadline", "bytes", "keepalive", "hold", "offer", "lost"], in: "a check")
             var ok = true
             var peers: [Located<String>] = []
             if let c = m.value("connect") {
@@ -113,6 +117,18 @@ extension Checker {
             if let b = m.value("bytes") {
                 if case .scalar(let s) = b, let n = Int(s.string), (0...(1 << 30)).contains(n) { check.bytes = n } else {
                     error(b, "`bytes` takes a number of bytes from 0 to 1073741824, found \(Checker.describe(b))")
+                    ok = false
+                }
+            }
+            if let l = m.value("lost") {
+                if case .scalar(let s) = l, ["true", "false"].contains(s.string) {
+                    check.lost = s.string == "true"
+                    if check.lost && m.value("hold") == nil {
+                        error(l, "`lost: true` needs `hold:` (how long the path is kept in use, longer than the NAT's mapping lifetime)")
+                        ok = false
+                    }
+                } else {
+                    error(l, "`lost` takes true or false, found \(Checker.describe(l))")
                     ok = false
                 }
             }

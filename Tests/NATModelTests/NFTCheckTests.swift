@@ -62,6 +62,13 @@ import TestSupport
                                        context: context))
             }
         }
+        for preset in ["port-restricted-cone", "firewall"] {
+            let fields: [(key: String, value: NATSpecValue)] = [("preset", .scalar(preset)), ("block-udp", .scalar("true"))]
+            for (cname, context) in [("single", home), ("dual-stack", homeDual)] {
+                out.append(Combination(label: "preset \(preset) block-udp [\(cname)]",
+                                       profile: try! NATProfile.parse(fields: fields), context: context))
+            }
+        }
         return (out, rejected)
     }
 
@@ -69,8 +76,8 @@ import TestSupport
         let (accepted, rejected) = Self.combinations()
         // NAT: EIM 3 ports × 3 filterings × 2 hairpin × 2 timeouts × 4 contexts (single, 2 pools, dual stack)
         // = 144; ADM and APDM reject `ports: preserve`: 2 × 96 = 192 accepted, 2 × 48 = 96 rejected.
-        // Firewall 3 × 2 × 2 contexts, presets 6 × 3 contexts.
-        #expect(accepted.count == 144 + 192 + 12 + 18)
+        // Firewall 3 × 2 × 2 contexts, presets 6 × 3 contexts, block-udp 2 presets × 2 contexts.
+        #expect(accepted.count == 144 + 192 + 12 + 18 + 4)
         #expect(rejected == 96)
     }
 

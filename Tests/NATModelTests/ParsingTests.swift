@@ -208,4 +208,16 @@ private func parseErrors(_ pairs: KeyValuePairs<String, String>) -> [NATSpecErro
                                  "udp-timeout", "tcp-timeout"])
         #expect(e[1].message.contains("did you mean 'cgnat'?"))
     }
+
+    @Test func blockUDP() throws {
+        let p = try NATProfile.parse(fields: [("preset", .scalar("firewall")), ("block-udp", .scalar("true"))])
+        #expect(p.blockUDP == true)
+        let context = NATRulesetContext(wanInterface: "wan", lanInterface: "lan", wanAddresses: ["203.0.113.1"],
+                                        lanSubnets: ["10.1.0.0/24"])
+        let text = try #require(NATRuleset.render(p, context: context))
+        #expect(text.contains("meta l4proto udp drop"))
+        #expect(NATRuleset.render(try NATProfile.parse(preset: "firewall"), context: context)?.contains("udp drop") == false)
+        #expect(throws: NATSpecErrors.self) { try NATProfile.parse(fields: [("block-udp", .scalar("maybe"))]) }
+        #expect(throws: NATSpecErrors.self) { try NATProfile.parse(fields: [("preset", .scalar("none")), ("block-udp", .scalar("true"))]) }
+    }
 }
