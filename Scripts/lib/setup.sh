@@ -8,6 +8,11 @@ NATLAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # exec for users and the emitted shell scripts), conntrack, python3 (test traffic helpers).
 NATLAB_PACKAGES=(pkg-config libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 conntrack python3)
 
+# Test-only packages (Scripts/test installs them; natlab itself never needs them).
+# STUN interop tests: coturn's turnutils_stunclient, turnutils_natdiscovery, turnserver (also the
+# benchmark baseline); python3-venv for the aioice venv (natlab_interop_python).
+NATLAB_TEST_PACKAGES+=(coturn python3-venv)
+
 natlab_install_packages() {
     local missing=() p
     for p in "${NATLAB_PACKAGES[@]}" "$@"; do
@@ -40,4 +45,34 @@ natlab_build() {
     # Release links the Swift runtime and Foundation statically: ~5 ms less start-up per command.
     local static=(); [ "$config" = release ] && static=(--static-swift-stdlib)
     (cd "$NATLAB_ROOT" && swift build -c "$config" --product natlab "${static[@]}" >&2)
+}
+
+# Debian's coturn package can start a system turnserver on install (coturn.service under systemd, or
+# /etc/init.d/coturn when TURNSERVER_ENABLED=1) that holds port 3478 in the host's namespace. natlab's
+# tests and benchmarks start their own turnserver explicitly, so stop and disable the system service.
+# Only the service is touched, never other turnserver processes.
+natlab_quiet_coturn() {
+    [ "$(id -u)" -eq 0 ] || return 0
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        if systemctl is-enabled --quiet coturn 2>/dev/null || systemctl is-active --quiet coturn 2>/dev/null; then
+            echo "natlab: stopping and disabling the system coturn service (it would hold port 3478)" >&2
+            systemctl disable --now coturn >&2 || true
+        fi
+    elif [ -x /etc/init.d/coturn ] && /etc/init.d/coturn status >/dev/null 2>&1; then
+        echo "natlab: stopping the system coturn service (it would hold port 3478)" >&2
+        /etc/init.d/coturn stop >&2 || true
+    fi
+}
+
+# aioice (PyPI) for the interop tests, in a venv of its own (.build/interop-venv), never in the
+# system's or the user's Python. Exports NATLAB_INTEROP_PYTHON for the tests.
+natlab_interop_python() {
+    local venv="$NATLAB_ROOT/.build/interop-venv"
+    if ! "$venv/bin/python3" -c 'import aioice' >/dev/null 2>&1; then
+        echo "natlab: installing aioice into $venv" >&2
+        mkdir -p "$NATLAB_ROOT/.build"
+        python3 -m venv "$venv" >&2 && "$venv/bin/python3" -m pip install -q aioice >&2 \
+            || echo "natlab: could not install aioice (the aioice interop test will fail)" >&2
+    fi
+    export NATLAB_INTEROP_PYTHON="$venv/bin/python3"
 }

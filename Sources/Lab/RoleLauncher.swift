@@ -27,6 +27,9 @@ public enum RoleLauncher {
         switch node.role {
         case .exec(let argv)?:
             return try argv.map { arg throws(LabError) in try substitute(arg, plan: plan, node: node.name) }
+        case .stunServer?:
+            // natlab's own STUN server on the host's addresses (two: RFC 5780).
+            return [selfExecutable, "serve", "stun"] + node.upstreamAddresses.flatMap { ["--listen", $0] }
         default:
             return nil
         }
@@ -37,6 +40,7 @@ public enum RoleLauncher {
         plan.nodes.compactMap { node in
             guard let role = node.role else { return nil }
             if case .exec = role { return nil }
+            if role == .stunServer { return nil }
             return (node.name, role)
         }
     }
@@ -49,6 +53,14 @@ public enum RoleLauncher {
             if let argv = try command(for: node, in: plan) { result.append((node.name, argv)) }
         }
         return result
+    }
+
+    /// This natlab binary (roles run `natlab serve …` inside their nodes).
+    static var selfExecutable: String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return CommandLine.arguments[0] }
+        return String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     static func substitute(_ arg: String, plan: LabPlan, node: String) throws(LabError) -> String {
