@@ -47,20 +47,26 @@ natlab_build() {
     (cd "$NATLAB_ROOT" && swift build -c "$config" --product natlab "${static[@]}" >&2)
 }
 
-# Debian's coturn package can start a system turnserver on install (coturn.service under systemd, or
-# /etc/init.d/coturn when TURNSERVER_ENABLED=1) that holds port 3478 in the host's namespace. natlab's
-# tests and benchmarks start their own turnserver explicitly, so stop and disable the system service.
-# Only the service is touched, never other turnserver processes.
+# Debian's coturn package can start a system turnserver that holds port 3478 in the host's namespace:
+# under systemd coturn.service (enabled on install), under sysvinit /etc/init.d/coturn when
+# /etc/default/coturn sets TURNSERVER_ENABLED=1. natlab's tests and benchmarks start their own
+# turnserver explicitly, so disable and stop that service — and only it: never `/etc/init.d/coturn
+# stop` (its start-stop-daemon --exec kills every turnserver on the machine, other labs' too).
 natlab_quiet_coturn() {
     [ "$(id -u)" -eq 0 ] || return 0
     if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
         if systemctl is-enabled --quiet coturn 2>/dev/null || systemctl is-active --quiet coturn 2>/dev/null; then
-            echo "natlab: stopping and disabling the system coturn service (it would hold port 3478)" >&2
+            echo "natlab: disabling and stopping the system coturn service (it would hold port 3478)" >&2
             systemctl disable --now coturn >&2 || true
         fi
-    elif [ -x /etc/init.d/coturn ] && /etc/init.d/coturn status >/dev/null 2>&1; then
-        echo "natlab: stopping the system coturn service (it would hold port 3478)" >&2
-        /etc/init.d/coturn stop >&2 || true
+    elif grep -qs '^[[:space:]]*TURNSERVER_ENABLED=1' /etc/default/coturn; then
+        echo "natlab: disabling the system coturn service (TURNSERVER_ENABLED in /etc/default/coturn)" >&2
+        sed -i 's/^[[:space:]]*TURNSERVER_ENABLED=1/#TURNSERVER_ENABLED=1/' /etc/default/coturn
+        # The service's daemon: its pidfile, started with the system configuration.
+        local pid; pid=$(cat /var/run/turnserver.pid 2>/dev/null || true)
+        if [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- '-c /etc/turnserver.conf'; then
+            kill "$pid" || true
+        fi
     fi
 }
 
