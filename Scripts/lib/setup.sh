@@ -8,6 +8,11 @@ NATLAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # exec for users and the emitted shell scripts), conntrack, python3 (test traffic helpers).
 NATLAB_PACKAGES=(pkg-config libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 conntrack python3)
 
+# Test-only packages (Scripts/test installs them; natlab itself never needs them).
+# STUN interop tests: coturn's turnutils_stunclient, turnutils_natdiscovery, turnserver (also the
+# benchmark baseline).
+NATLAB_TEST_PACKAGES=(coturn)
+
 natlab_install_packages() {
     local missing=() p
     for p in "${NATLAB_PACKAGES[@]}" "$@"; do
@@ -23,16 +28,12 @@ natlab_install_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
-# Test-only system packages: coturn, the reference STUN/TURN server (RFC 5780 probe/verify tests,
-# agent tests, interop).
-NATLAB_TEST_PACKAGES=()
-NATLAB_TEST_PACKAGES+=(coturn)
-
 # Python packages the tests need (aioice: the foreign agent Scripts/aioice-agent.py), in a venv of
 # their own under .build/pyenv, so the system's Python is never changed. The tests find it there
 # (or at $NATLAB_PYTHON). python3-venv comes from Debian when `python3 -m venv` is missing.
 natlab_install_python_test_deps() {
     local venv="$NATLAB_ROOT/.build/pyenv"
+    export NATLAB_PYTHON="$venv/bin/python"
     if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import aioice" 2>/dev/null; then return 0; fi
     if ! python3 -m venv --help >/dev/null 2>&1; then natlab_install_packages python3-venv || return 1; fi
     echo "natlab: installing aioice into $venv" >&2
@@ -58,3 +59,27 @@ natlab_build() {
     local static=(); [ "$config" = release ] && static=(--static-swift-stdlib)
     (cd "$NATLAB_ROOT" && swift build -c "$config" --product natlab "${static[@]}" >&2)
 }
+
+# Debian's coturn package can start a system turnserver that holds port 3478 in the host's namespace:
+# under systemd coturn.service (enabled on install), under sysvinit /etc/init.d/coturn when
+# /etc/default/coturn sets TURNSERVER_ENABLED=1. natlab's tests and benchmarks start their own
+# turnserver explicitly, so disable and stop that service — and only it: never `/etc/init.d/coturn
+# stop` (its start-stop-daemon --exec kills every turnserver on the machine, other labs' too).
+natlab_quiet_coturn() {
+    [ "$(id -u)" -eq 0 ] || return 0
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        if systemctl is-enabled --quiet coturn 2>/dev/null || systemctl is-active --quiet coturn 2>/dev/null; then
+            echo "natlab: disabling and stopping the system coturn service (it would hold port 3478)" >&2
+            systemctl disable --now coturn >&2 || true
+        fi
+    elif grep -qs '^[[:space:]]*TURNSERVER_ENABLED=1' /etc/default/coturn; then
+        echo "natlab: disabling the system coturn service (TURNSERVER_ENABLED in /etc/default/coturn)" >&2
+        sed -i 's/^[[:space:]]*TURNSERVER_ENABLED=1/#TURNSERVER_ENABLED=1/' /etc/default/coturn
+        # The service's daemon: its pidfile, started with the system configuration.
+        local pid; pid=$(cat /var/run/turnserver.pid 2>/dev/null || true)
+        if [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- '-c /etc/turnserver.conf'; then
+            kill "$pid" || true
+        fi
+    fi
+}
+

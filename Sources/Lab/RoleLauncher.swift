@@ -29,6 +29,9 @@ public enum RoleLauncher {
             return try argv.map { arg throws(LabError) in try substitute(arg, plan: plan, node: node.name) }
         case .rendezvous?:
             return [natlabExecutable, "serve", "rendezvous", "--port", "\(rendezvousPort)"]
+        case .stunServer?:
+            // natlab's own STUN server on the host's addresses (two: RFC 5780).
+            return [natlabExecutable, "serve", "stun"] + node.upstreamAddresses.flatMap { ["--listen", $0] }
         default:
             return nil
         }
@@ -38,7 +41,7 @@ public enum RoleLauncher {
     public static func pending(in plan: LabPlan) -> [(node: String, role: Role)] {
         plan.nodes.compactMap { node in
             switch node.role {
-            case nil, .exec?, .rendezvous?: return nil
+            case nil, .exec?, .rendezvous?, .stunServer?: return nil
             // Agents need a peer: `natlab run` starts them per check.
             case .agent?: return nil
             case let role?: return (node.name, role)
@@ -56,6 +59,7 @@ public enum RoleLauncher {
         return result
     }
 
+    /// This natlab binary (roles run `natlab serve …` inside their nodes).
     static func substitute(_ arg: String, plan: LabPlan, node: String) throws(LabError) -> String {
         var out = ""
         var rest = Substring(arg)

@@ -10,10 +10,7 @@ import Glibc
 @Suite(.enabled(if: Privilege.shouldRun, "needs root and network namespaces"), .serialized)
 struct AgentLabTests {
     static let aioiceAgent = Harness.packageRoot + "/Scripts/aioice-agent.py"
-    /// The venv Scripts/test makes for the Python interop agent (NATLAB_PYTHON overrides).
-    static let python: String = ProcessInfo.processInfo.environment["NATLAB_PYTHON"]
-        ?? (FileManager.default.isExecutableFile(atPath: Harness.packageRoot + "/.build/pyenv/bin/python")
-            ? Harness.packageRoot + "/.build/pyenv/bin/python" : "python3")
+    static let python = Harness.python
 
     /// A lab with servers started in it; `stop()` ends the servers and removes the lab.
     struct Lab {

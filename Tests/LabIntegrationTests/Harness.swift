@@ -17,6 +17,11 @@ enum Harness {
 
     static let udpTool = packageRoot + "/Tests/LabIntegrationTests/udp.py"
 
+    /// The Python with aioice: the venv Scripts/test makes (NATLAB_PYTHON overrides).
+    static let python: String = ProcessInfo.processInfo.environment["NATLAB_PYTHON"]
+        ?? (FileManager.default.isExecutableFile(atPath: packageRoot + "/.build/pyenv/bin/python")
+            ? packageRoot + "/.build/pyenv/bin/python" : "python3")
+
     static func topology(_ name: String) -> String { packageRoot + "/Topologies/" + name }
 
     /// A lab name no other test (or earlier run) uses.
