@@ -52,6 +52,7 @@ let package = Package(
         // protocol logic in value types that tests drive without sockets.
         .target(name: "Roles", dependencies: [
             "STUNWire",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -27,6 +27,8 @@ public enum RoleLauncher {
         switch node.role {
         case .exec(let argv)?:
             return try argv.map { arg throws(LabError) in try substitute(arg, plan: plan, node: node.name) }
+        case .turnServer?, .coturn?:
+            return turnCommand(for: node)
         default:
             return nil
         }
@@ -37,6 +39,7 @@ public enum RoleLauncher {
         plan.nodes.compactMap { node in
             guard let role = node.role else { return nil }
             if case .exec = role { return nil }
+            if (try? command(for: node, in: plan)) != nil { return nil }
             return (node.name, role)
         }
     }
@@ -92,6 +95,7 @@ public enum RoleLauncher {
         var started: [RoleProcess] = []
         do {
             for (node, argv) in commands {
+                let argv = argv.map { $0.replacingOccurrences(of: rolesDirectoryToken, with: directory) }
                 let log = "\(directory)/\(node).log"
                 let fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
                 guard fd >= 0 else { throw LabError.state("cannot open \(log): \(String(cString: strerror(errno)))") }

@@ -26,7 +26,7 @@ struct NatLab: ParsableCommand {
         Exit status: 0 success, 1 failure, 2 bad input (topology, names, arguments).
         """,
         version: "0.1.0",
-        subcommands: [Validate.self, Up.self, Down.self, Status.self, Exec.self, Nat.self, GC.self, Serve.self]
+        subcommands: [Validate.self, Up.self, Down.self, Status.self, Exec.self, Nat.self, GC.self, Serve.self, RelayStats.self]
     )
 }
 

@@ -1,0 +1,285 @@
+// The TURN relay on swift-nio: one UDP socket per listening address, one per allocation (its
+// relayed address). Everything runs on one event loop, which owns the `TURNServerCore` value.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import STUNWire
+
+extension STUNAddress {
+    init?(_ s: SocketAddress) {
+        switch s {
+        case .v4(let a):
+            self.init(ip: .ipv4(UInt32(bigEndian: a.address.sin_addr.s_addr)), port: UInt16(bigEndian: a.address.sin_port))
+        case .v6(let a):
+            var addr = a.address.sin6_addr
+            let bytes = withUnsafeBytes(of: &addr) { Array($0) }
+            guard let ip = STUNIPAddress(bytes: bytes) else { return nil }
+            self.init(ip: ip, port: UInt16(bigEndian: a.address.sin6_port))
+        default:
+            return nil
+        }
+    }
+
+    var socketAddress: SocketAddress? {
+        switch ip {
+        case .ipv4(let v):
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = port.bigEndian
+            sa.sin_addr.s_addr = v.bigEndian
+            return SocketAddress(sa, host: "")
+        case .ipv6:
+            return try? SocketAddress(ipAddress: ip.description, port: Int(port))
+        }
+    }
+}
+
+public struct TURNServerOptions: Sendable {
+    public var listen: [STUNAddress]
+    public var config: TURNConfig
+    /// Statistics JSON written here (atomically, about once a second).
+    public var statsPath: String?
+    public init(listen: [STUNAddress], config: TURNConfig, statsPath: String? = nil) {
+        self.listen = listen
+        self.config = config
+        self.statsPath = statsPath
+    }
+}
+
+/// A running relay. Create with `start`, stop with `stop`.
+public final class TURNRelayServer: @unchecked Sendable {
+    // Everything below is touched only on `loop` (the one event loop of `group`).
+    let group: MultiThreadedEventLoopGroup
+    let loop: EventLoop
+    var core: TURNServerCore
+    var servers: [STUNAddress: Channel] = [:]
+    var relays: [UInt16: Channel] = [:]
+    /// Relay sockets bound but not yet registered (their fds), and ports closed meanwhile.
+    var closedWhilePending: Set<UInt16> = []
+    var dirtyRelays: [Channel] = []
+    var dirtyServers = false
+    let options: TURNServerOptions
+    let started: Double
+    var lastStats: Data?
+    let logger: Logger
+    var timer: RepeatedTask?
+    var logLines = 0
+
+    init(options: TURNServerOptions, logger: Logger) {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        loop = group.next()
+        core = TURNServerCore(config: options.config)
+        self.options = options
+        self.logger = logger
+        started = Date().timeIntervalSince1970
+    }
+
+    /// Binds the listening sockets and starts relaying.
+    public static func start(_ options: TURNServerOptions, logger: Logger = Logger(label: "natlab.turn")) throws -> TURNRelayServer {
+        let s = TURNRelayServer(options: options, logger: logger)
+        for address in options.listen {
+            guard let sa = address.socketAddress else { throw TURNServerError("cannot listen on \(address)") }
+            let ch = try s.bootstrap { ServerHandler(relay: s, local: address) }.bind(to: sa).wait()
+            try s.loop.submit { s.servers[address] = ch }.wait()
+        }
+        s.timer = s.loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in s.tick() }
+        try s.loop.submit { s.writeStats(force: true) }.wait()
+        return s
+    }
+
+    func bootstrap(_ handler: @escaping @Sendable () -> ChannelHandler) -> DatagramBootstrap {
+        DatagramBootstrap(group: group)
+            .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(ChannelOptions.datagramVectorReadMessageCount, value: 32)
+            .channelOption(ChannelOptions.maxMessagesPerRead, value: 8)
+            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * 32))
+            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
+            .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
+            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(handler()) } }
+    }
+
+    /// Ends every allocation, writes the final statistics, closes the sockets.
+    public func stop() {
+        try? loop.submit {
+            self.timer?.cancel()
+            var io = IO(relay: self)
+            self.core.shutdown(now: .now(), io: &io)
+            self.writeStats(force: true)
+            for ch in self.servers.values { ch.close(promise: nil) }
+        }.wait()
+        try? group.syncShutdownGracefully()
+    }
+
+    func tick() {
+        var io = IO(relay: self)
+        core.expire(now: .now(), io: &io)
+        writeStats(force: false)
+    }
+
+    func writeStats(force: Bool) {
+        guard let path = options.statsPath else { return }
+        let snap = core.snapshot(now: .now(), listen: options.listen.map(\.description), started: started)
+        var cmp = snap
+        cmp.updated = 0
+        let key = cmp.encoded(pretty: false)
+        guard force || key != lastStats else { return }
+        lastStats = key
+        let tmp = path + ".tmp"
+        if FileManager.default.createFile(atPath: tmp, contents: snap.encoded()) {
+            rename(tmp, path)
+        }
+    }
+
+    func logLine(_ line: String) {
+        guard logLines < 10_000 else { return }  // a flood of bad requests must not fill the disk
+        logLines += 1
+        FileHandle.standardError.write(Data("natlab turn: \(line)\n".utf8))
+    }
+
+    func flush() {
+        if dirtyServers {
+            dirtyServers = false
+            for ch in servers.values { ch.flush() }
+        }
+        if !dirtyRelays.isEmpty {
+            for ch in dirtyRelays { ch.flush() }
+            dirtyRelays.removeAll(keepingCapacity: true)
+        }
+    }
+
+    // MARK: I/O for the core
+
+    struct IO: TURNIO {
+        let relay: TURNRelayServer
+
+        mutating func send(_ bytes: [UInt8], to client: TURNFiveTuple) {
+            guard let ch = relay.servers[client.server], let sa = client.client.socketAddress else { return }
+            var buf = ch.allocator.buffer(capacity: bytes.count)
+            buf.writeBytes(bytes)
+            ch.write(AddressedEnvelope(remoteAddress: sa, data: buf), promise: nil)
+            relay.dirtyServers = true
+        }
+
+        mutating func relay(_ bytes: ArraySlice<UInt8>, fromPort port: UInt16, to peer: STUNAddress) {
+            guard let ch = relay.relays[port], let sa = peer.socketAddress else { return }
+            var buf = ch.allocator.buffer(capacity: bytes.count)
+            buf.writeBytes(bytes)
+            ch.write(AddressedEnvelope(remoteAddress: sa, data: buf), promise: nil)
+            relay.dirtyRelays.append(ch)
+        }
+
+        mutating func openRelay(port: UInt16) -> Bool { relay.openRelay(port: port) }
+
+        mutating func log(_ line: String) { relay.logLine(line) }
+
+        mutating func closeRelay(port: UInt16) {
+            if let ch = relay.relays.removeValue(forKey: port) { ch.close(promise: nil) } else { relay.closedWhilePending.insert(port) }
+        }
+    }
+
+    /// Binds the relayed socket now (so the port is known to be ours before the Allocate is answered)
+    /// and hands it to NIO.
+    func openRelay(port: UInt16) -> Bool {
+        // Not `core.config`: this runs while the core is being mutated (exclusive access).
+        guard case .ipv4(let ip) = options.config.relayAddress else { return false }
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = ip.bigEndian
+        let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { close(fd); return false }
+        closedWhilePending.remove(port)
+        bootstrap { RelayHandler(relay: self, port: port) }.withBoundSocket(fd).whenComplete { result in
+            switch result {
+            case .success(let ch):
+                if self.closedWhilePending.remove(port) != nil { ch.close(promise: nil) } else { self.relays[port] = ch }
+            case .failure(let e):
+                self.logger.error("relay socket on port \(port): \(e)")
+            }
+        }
+        return true
+    }
+
+    // MARK: Handlers
+
+    final class ServerHandler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let relay: TURNRelayServer
+        let local: STUNAddress
+        init(relay: TURNRelayServer, local: STUNAddress) {
+            self.relay = relay
+            self.local = local
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let env = unwrapInboundIn(data)
+            guard let client = STUNAddress(env.remoteAddress) else { return }
+            let tuple = TURNFiveTuple(client: client, server: local)
+            let buf = env.data
+            let r = buf.readerIndex
+            let n = buf.readableBytes
+            guard n >= 4, let first = buf.getInteger(at: r, as: UInt8.self) else { return }
+            let now = TURNTime.now()
+            if first & 0xC0 == 0x40 {
+                // ChannelData fast path: no copy of the payload.
+                let number = buf.getInteger(at: r, as: UInt16.self)!
+                let length = Int(buf.getInteger(at: r + 2, as: UInt16.self)!)
+                guard 4 + length <= n else { return relay.core.drop("malformed") }
+                guard let (port, peer) = relay.core.channelDataTarget(tuple, channel: number, length: length, now: now),
+                      let ch = relay.relays[port], let sa = peer.socketAddress,
+                      let payload = buf.getSlice(at: r + 4, length: length) else { return }
+                ch.write(AddressedEnvelope(remoteAddress: sa, data: payload), promise: nil)
+                relay.dirtyRelays.append(ch)
+                return
+            }
+            var io = IO(relay: relay)
+            relay.core.handleClient(Array(buf.readableBytesView), from: tuple, now: now, io: &io)
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) { relay.flush() }
+    }
+
+    final class RelayHandler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let relay: TURNRelayServer
+        let port: UInt16
+        init(relay: TURNRelayServer, port: UInt16) {
+            self.relay = relay
+            self.port = port
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var env = unwrapInboundIn(data)
+            guard let peer = STUNAddress(env.remoteAddress) else { return }
+            let n = env.data.readableBytes
+            guard let (tuple, channel) = relay.core.peerTarget(relayPort: port, peer: peer, length: n, now: .now()),
+                  let server = relay.servers[tuple.server], let sa = tuple.client.socketAddress else { return }
+            var out: ByteBuffer
+            if let channel {
+                out = server.allocator.buffer(capacity: 4 + n)
+                out.writeInteger(channel)
+                out.writeInteger(UInt16(n))
+                out.writeBuffer(&env.data)
+            } else {
+                let bytes = TURNServerCore.dataIndication(peer: peer, data: Array(env.data.readableBytesView))
+                out = server.allocator.buffer(capacity: bytes.count)
+                out.writeBytes(bytes)
+            }
+            server.write(AddressedEnvelope(remoteAddress: sa, data: out), promise: nil)
+            relay.dirtyServers = true
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) { relay.flush() }
+    }
+}
+
+public struct TURNServerError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
