@@ -179,8 +179,8 @@ public struct Topology: Sendable, Equatable {
 }
 
 extension Role {
-    // Encoded as the role name (`"stun-server"`), `{"exec": [argv…]}` or `{"turn-server": {options}}`,
-    // like the YAML.
+    // Encoded as the role name (`"stun-server"`) or `{"exec": [argv…]}`, like the YAML; decoded from
+    // `{"turn-server": {options}}` too.
     private enum CodingKeys: String, CodingKey {
         case exec
         case turnServer = "turn-server"
@@ -210,13 +210,10 @@ extension Role {
         case .exec(let argv):
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(argv, forKey: .exec)
-        case .turnServer(let o) where o != TURNRoleOptions():
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(o, forKey: .turnServer)
-        case .coturn(let o) where o != TURNRoleOptions():
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(o, forKey: .coturn)
         default:
+            // `turn-server`/`coturn` options are not recorded: lab records must stay readable by
+            // natlab versions that know only role names (they collect labs whose record they cannot
+            // read). The options live on in the role's command line (`LabRecord.roles`).
             var c = encoder.singleValueContainer()
             try c.encode(name)
         }

@@ -303,9 +303,7 @@ struct Checker {
                 return key == "coturn" ? .coturn(o) : .turnServer(o)
             }
             guard let x = m.value("exec") else {
-                if m.entries.isEmpty || !known.isEmpty {
-                    error(node, "`run` as a mapping needs `exec: [program, args…]`, `turn-server: {…}` or `coturn: {…}`")
-                }
+                error(node, "`run` as a mapping needs `exec: [program, args…]`")
                 return nil
             }
             guard case .sequence(let seq) = x else {

@@ -94,6 +94,19 @@ cases = {
     "unauthenticated create-permission": message(CREATE_PERMISSION, peer),
 }
 result = {name: verdict(ask(data)) for name, data in cases.items()}
+
+def fresh(build):
+    # From a 5-tuple of its own, with its own nonce: coturn keeps per-5-tuple state (the user of the
+    # first authenticated request) even without an allocation.
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(0.5)
+    try:
+        return verdict(ask(build(ask(message(ALLOCATE, UDP), s)["nonce"]), s))
+    finally:
+        s.close()
+
+result["unknown user"] = fresh(lambda n: message(ALLOCATE, UDP + creds(u="mallory", n=n), key=hashlib.md5(f"mallory:{realm}:x".encode()).digest()))
+result["wrong password"] = fresh(lambda n: message(ALLOCATE, UDP + creds(n=n), key=wrong))
 # With an allocation (on its own socket): the requests that depend on one.
 s2 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s2.settimeout(0.5)

@@ -414,8 +414,11 @@ public struct TURNServerCore: Sendable {
     mutating func pickPort(even: Bool, pair: Bool, io: inout some TURNIO) -> UInt16? {
         let range = config.relayPorts
         let size = Int(range.upperBound) - Int(range.lowerBound) + 1
-        for _ in 0..<min(size, 64) {
-            var p = UInt16(Int(range.lowerBound) + Int.random(in: 0..<size))
+        // Random probes first (unpredictable ports), then a scan, so a nearly full range still finds its last port.
+        let start = Int.random(in: 0..<size)
+        for attempt in 0..<(32 + size) {
+            let offset = attempt < 32 ? Int.random(in: 0..<size) : (start + attempt - 32) % size
+            var p = UInt16(Int(range.lowerBound) + offset)
             if even && p & 1 == 1 { if p == range.lowerBound { continue }; p -= 1 }
             if pair && (p == range.upperBound || usedPorts.contains(p + 1)) { continue }
             guard !usedPorts.contains(p) else { continue }
