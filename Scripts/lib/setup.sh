@@ -7,6 +7,8 @@ NATLAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # Build: libnl (netlink) and libnftables headers + pkg-config. Run: nftables, iproute2 (ip netns
 # exec for users and the emitted shell scripts), conntrack, python3 (test traffic helpers).
 NATLAB_PACKAGES=(pkg-config libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 conntrack python3)
+# Interop peers the tests (Scripts/test) and benchmarks (Scripts/bench) run in lab namespaces.
+NATLAB_TEST_PACKAGES+=(coturn)
 
 natlab_install_packages() {
     local missing=() p
@@ -40,4 +42,26 @@ natlab_build() {
     # Release links the Swift runtime and Foundation statically: ~5 ms less start-up per command.
     local static=(); [ "$config" = release ] && static=(--static-swift-stdlib)
     (cd "$NATLAB_ROOT" && swift build -c "$config" --product natlab "${static[@]}" >&2)
+}
+
+# Debian's coturn package starts a system turnserver (root namespace, /etc/turnserver.conf) when
+# systemd runs: stop and disable it; tests and benchmarks start their own inside lab namespaces.
+# (Never the init script's `stop`: it kills every process named turnserver, labs' included.)
+natlab_no_system_turnserver() {
+    [ -d /run/systemd/system ] || return 0
+    if systemctl is-enabled --quiet coturn.service 2>/dev/null || systemctl is-active --quiet coturn.service 2>/dev/null; then
+        echo "natlab: stopping and disabling the system coturn service (labs run their own)" >&2
+        systemctl disable --now coturn.service >&2 || true
+    fi
+}
+
+# Python packages the interop tests import (aioice), installed with `pip install --target` into
+# .build/interop-python when missing: nothing of the system's Python changes (no PEP 668 override,
+# no venv needed); the tests put that directory on PYTHONPATH (NATLAB_INTEROP_PYTHONPATH).
+NATLAB_INTEROP_PYTHONPATH=${NATLAB_INTEROP_PYTHONPATH:-$NATLAB_ROOT/.build/interop-python}
+natlab_install_python_interop() {
+    if PYTHONPATH="$NATLAB_INTEROP_PYTHONPATH" python3 -c 'import aioice' 2>/dev/null; then return 0; fi
+    if ! python3 -m pip --version >/dev/null 2>&1; then natlab_install_packages python3-pip || return 1; fi
+    echo "natlab: installing aioice into $NATLAB_INTEROP_PYTHONPATH" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --target "$NATLAB_INTEROP_PYTHONPATH" aioice >&2
 }

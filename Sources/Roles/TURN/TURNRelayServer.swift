@@ -169,7 +169,7 @@ public final class TURNRelayServer: @unchecked Sendable {
             var buf = ch.allocator.buffer(capacity: bytes.count)
             buf.writeBytes(bytes)
             ch.write(AddressedEnvelope(remoteAddress: sa, data: buf), promise: nil)
-            relay.dirtyRelays.append(ch)
+            if relay.dirtyRelays.last !== ch { relay.dirtyRelays.append(ch) }
         }
 
         mutating func openRelay(port: UInt16) -> Bool { relay.openRelay(port: port) }
@@ -235,7 +235,7 @@ public final class TURNRelayServer: @unchecked Sendable {
                       let ch = relay.relays[port], let sa = peer.socketAddress,
                       let payload = buf.getSlice(at: r + 4, length: length) else { return }
                 ch.write(AddressedEnvelope(remoteAddress: sa, data: payload), promise: nil)
-                relay.dirtyRelays.append(ch)
+                if relay.dirtyRelays.last !== ch { relay.dirtyRelays.append(ch) }
                 return
             }
             var io = IO(relay: relay)

@@ -117,17 +117,20 @@ public struct TURNServerCore: Sendable {
     }
 
     /// The fast path for ChannelData from a client: where its `length` bytes go, counted; nil drops them.
+    /// (Mutates the allocation in place: no copy of its tables per packet.)
     public mutating func channelDataTarget(_ tuple: TURNFiveTuple, channel number: UInt16, length: Int,
                                            now: TURNTime) -> (relayPort: UInt16, peer: STUNAddress)? {
         guard Self.channelNumbers.contains(number) else { drop("malformed"); return nil }
-        guard var a = allocations[tuple], a.expires > now.monotonic else { drop("no allocation"); return nil }
-        guard let ch = a.channels[number], ch.expires > now.monotonic else { drop("unbound channel"); return nil }
-        guard let p = a.permissions[ch.peer.ip], p > now.monotonic else { drop("no permission"); return nil }
+        let t = now.monotonic
+        guard let i = allocations.index(forKey: tuple), allocations.values[i].expires > t else { drop("no allocation"); return nil }
+        guard let ch = allocations.values[i].channels[number], ch.expires > t else { drop("unbound channel"); return nil }
+        guard let p = allocations.values[i].permissions[ch.peer.ip], p > t else { drop("no permission"); return nil }
         guard mayReach(ch.peer) else { drop("denied peer"); return nil }
-        a.toPeers.add(length)
-        if a.peers.count < 64 { a.peers.insert(ch.peer) }
-        allocations[tuple] = a
-        return (a.relayPort, ch.peer)
+        allocations.values[i].toPeers.add(length)
+        if allocations.values[i].peers.count < 64 && !allocations.values[i].peers.contains(ch.peer) {
+            allocations.values[i].peers.insert(ch.peer)
+        }
+        return (allocations.values[i].relayPort, ch.peer)
     }
 
     // MARK: Datagrams from peers
@@ -136,15 +139,17 @@ public struct TURNServerCore: Sendable {
     /// indication). nil drops it (no allocation, no permission).
     public mutating func peerTarget(relayPort: UInt16, peer: STUNAddress, length: Int,
                                     now: TURNTime) -> (client: TURNFiveTuple, channel: UInt16?)? {
-        guard let tuple = byRelayPort[relayPort], var a = allocations[tuple], a.expires > now.monotonic else {
+        let t = now.monotonic
+        guard let tuple = byRelayPort[relayPort], let i = allocations.index(forKey: tuple), allocations.values[i].expires > t else {
             drop("no allocation"); return nil
         }
-        guard let p = a.permissions[peer.ip], p > now.monotonic else { drop("no permission"); return nil }
-        a.fromPeers.add(length)
-        if a.peers.count < 64 { a.peers.insert(peer) }
+        guard let p = allocations.values[i].permissions[peer.ip], p > t else { drop("no permission"); return nil }
+        allocations.values[i].fromPeers.add(length)
+        if allocations.values[i].peers.count < 64 && !allocations.values[i].peers.contains(peer) {
+            allocations.values[i].peers.insert(peer)
+        }
         var channel: UInt16?
-        if let c = a.channelOfPeer[peer], let ch = a.channels[c], ch.expires > now.monotonic { channel = c }
-        allocations[tuple] = a
+        if let c = allocations.values[i].channelOfPeer[peer], let ch = allocations.values[i].channels[c], ch.expires > t { channel = c }
         return (tuple, channel)
     }
 
@@ -307,11 +312,22 @@ public struct TURNServerCore: Sendable {
     // MARK: Nonces: stateless, bound to the client's 5-tuple, expiring
 
     func nonceMAC(expiry: UInt64, tuple: TURNFiveTuple) -> String {
-        var input = Array(String(expiry, radix: 16).utf8)
-        input += Array(tuple.client.description.utf8)
-        input += Array(tuple.server.description.utf8)
+        var input = [UInt8]()
+        input.reserveCapacity(48)
+        withUnsafeBytes(of: expiry.bigEndian) { input.append(contentsOf: $0) }
+        for a in [tuple.client, tuple.server] {
+            input.append(contentsOf: a.ip.bytes)
+            input.append(UInt8(a.port >> 8)); input.append(UInt8(a.port & 0xff))
+        }
         let mac = HMAC<SHA256>.authenticationCode(for: input, using: SymmetricKey(data: nonceSecret))
-        return mac.prefix(8).map { String(format: "%02x", $0) }.joined()
+        return Self.hex(mac.prefix(8))
+    }
+
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     public func makeNonce(for tuple: TURNFiveTuple, now: TURNTime) -> String {
