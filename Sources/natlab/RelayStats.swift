@@ -46,13 +46,13 @@ struct RelayStats: ParsableCommand {
                 return f.string(from: Date(timeIntervalSince1970: t))
             }
             let rows = s.allocations.map { a -> [String] in
-                [a.id, a.state, a.username, a.client, a.relayed,
+                [a.id, a.state, a.username, a.transport, a.client, a.relayed,
                  "\(a.toPeers.packets)/\(a.toPeers.bytes)", "\(a.fromPeers.packets)/\(a.fromPeers.bytes)",
                  a.peers.isEmpty ? "-" : a.peers.joined(separator: " "),
                  a.channels.isEmpty ? "-" : a.channels.map { "0x\(String($0.number, radix: 16))" }.joined(separator: " "),
                  when(a.created), a.ended.map(when) ?? when(a.expires)]
             }
-            let header = ["ALLOC", "STATE", "USER", "CLIENT", "RELAYED", "TO PEERS pkt/B", "FROM PEERS pkt/B", "PEERS", "CHANNELS", "CREATED", "ENDS"]
+            let header = ["ALLOC", "STATE", "USER", "VIA", "CLIENT", "RELAYED", "TO PEERS pkt/B", "FROM PEERS pkt/B", "PEERS", "CHANNELS", "CREATED", "ENDS"]
             var widths = header.map(\.count)
             for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
             for r in [header] + rows {

@@ -9,7 +9,7 @@ import Glibc
 struct ServeTURN: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "turn",
-        abstract: "TURN relay (RFC 8656 over UDP, long-term credentials).",
+        abstract: "TURN relay (RFC 8656: clients over UDP or TCP, UDP relaying, long-term credentials).",
         discussion: """
         Relays UDP for clients that authenticate with long-term credentials: fixed users \
         (--user NAME:PASSWORD, repeatable) or coturn-style time-limited credentials from a shared \
@@ -42,6 +42,7 @@ struct ServeTURN: ParsableCommand {
     var deny: [String] = []
     @Flag(help: "Refuse no peer range (own addresses stay refused).") var allowAllPeers = false
     @Option(help: "Write per-allocation statistics (JSON) to this file.") var stats: String?
+    @Flag(help: "Serve UDP clients only (by default clients may also connect over TCP; relaying is UDP).") var noTcp = false
 
     func run() throws {
         let listen = try (self.listen.isEmpty ? ["0.0.0.0:3478"] : self.listen).map { s -> STUNAddress in
@@ -85,11 +86,11 @@ struct ServeTURN: ParsableCommand {
         config.ownAddresses = Set(listen.map(\.ip)).union([relayIP])
         let server: TURNRelayServer
         do {
-            server = try TURNRelayServer.start(TURNServerOptions(listen: listen, config: config, statsPath: stats))
+            server = try TURNRelayServer.start(TURNServerOptions(listen: listen, config: config, statsPath: stats, tcp: !noTcp))
         } catch {
             throw ValidationError("cannot start the relay: \(error)")
         }
-        FileHandle.standardOutput.write(Data("natlab turn: listening on \(listen.map(\.description).joined(separator: ", ")) (udp), relaying from \(relayIP), realm \(realm)\n".utf8))
+        FileHandle.standardOutput.write(Data("natlab turn: listening on \(listen.map(\.description).joined(separator: ", ")) (\(noTcp ? "udp" : "udp, tcp")), relaying from \(relayIP), realm \(realm)\n".utf8))
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let done = DispatchSemaphore(value: 0)

@@ -57,7 +57,7 @@ struct TURNTests {
         return out
     }
 
-    @Test("turnutils_uclient through natlab's relay and coturn: channels (with EVEN-PORT/RESERVATION-TOKEN), -c, Send/Data indications, relay to relay, REST secret; every message echoed")
+    @Test("turnutils_uclient through natlab's relay and coturn: channels (with EVEN-PORT/RESERVATION-TOKEN), -c, Send/Data indications, relay to relay, over UDP and TCP, REST secret; every message echoed")
     func uclient() throws {
         try Privilege.require()
         let lab = try Self.up()
@@ -69,7 +69,8 @@ struct TURNTests {
         var runs: [(String, String, [String])] = []
         for (name, server) in [("natlab", Self.relay), ("coturn", Self.coturn)] {
             runs += [(name, server, user), (name, server, ["-c"] + user), (name, server, ["-s", "-c"] + user),
-                     (name, server, ["-y", "-c"] + user)]
+                     (name, server, ["-y", "-c"] + user), (name, server, ["-t"] + user), (name, server, ["-t", "-s", "-c"] + user),
+                     (name, server, ["-t", "-y", "-c"] + user)]
         }
         runs.append(("natlab static secret", Self.secretRelay, ["-c", "-W", "labsecret", "-u", "alice"]))
         for (name, server, flags) in runs {
@@ -91,7 +92,7 @@ struct TURNTests {
     }
 
     /// Runs two aioice agents (alice and bob, both behind symmetric NATs), relay-only through `server`.
-    static func aioicePair(_ lab: String, server: String) throws -> (a: Harness.Result, b: Harness.Result) {
+    static func aioicePair(_ lab: String, server: String, transport: String) throws -> (a: Harness.Result, b: Harness.Result) {
         guard FileManager.default.fileExists(atPath: pythonPath + "/aioice") else {
             throw TURNTestError("aioice not found in \(pythonPath): Scripts/test installs it (pip install --target)")
         }
@@ -99,8 +100,8 @@ struct TURNTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let env = ["PYTHONPATH": pythonPath]
-        let a = try Harness.start(Harness.natlab, ["exec", lab, "alice", "--", "timeout", "60", "python3", aioiceAgent, "a", dir, server, "3478", "alice", "secret"], environment: env)
-        let b = try Harness.run(Harness.natlab, ["exec", lab, "bob", "--", "timeout", "60", "python3", aioiceAgent, "b", dir, server, "3478", "bob", "secret"], environment: env)
+        let a = try Harness.start(Harness.natlab, ["exec", lab, "alice", "--", "timeout", "60", "python3", aioiceAgent, "a", dir, server, "3478", "alice", "secret", transport], environment: env)
+        let b = try Harness.run(Harness.natlab, ["exec", lab, "bob", "--", "timeout", "60", "python3", aioiceAgent, "b", dir, server, "3478", "bob", "secret", transport], environment: env)
         let out = a.stdout.fileHandleForReading.readDataToEndOfFile()
         let err = a.stderr.fileHandleForReading.readDataToEndOfFile()
         a.process.waitUntilExit()
@@ -108,23 +109,27 @@ struct TURNTests {
                                stderr: String(decoding: err, as: UTF8.self)), b)
     }
 
-    @Test("two aioice agents behind symmetric NATs connect relay-only through natlab's relay and through coturn")
+    @Test("two aioice agents behind symmetric NATs connect relay-only (TURN over UDP and over TCP) through natlab's relay and through coturn")
     func aioice() throws {
         try Privilege.require()
         let lab = try Self.up()
         defer { _ = try? Harness.natlab("down", lab) }
         for server in [Self.relay, Self.coturn] {
-            let (a, b) = try Self.aioicePair(lab, server: server)
-            #expect(a.status == 0 && a.stdout.contains("connected a got pong"), "via \(server): a: \(a.stdout) \(a.stderr.suffix(1500))")
-            #expect(b.status == 0 && b.stdout.contains("connected b got ping"), "via \(server): b: \(b.stdout) \(b.stderr.suffix(1500))")
+          for transport in ["udp", "tcp"] {
+            let (a, b) = try Self.aioicePair(lab, server: server, transport: transport)
+            #expect(a.status == 0 && a.stdout.contains("connected a got pong"), "via \(server)/\(transport): a: \(a.stdout) \(a.stderr.suffix(1500))")
+            #expect(b.status == 0 && b.stdout.contains("connected b got ping"), "via \(server)/\(transport): b: \(b.stdout) \(b.stderr.suffix(1500))")
             #expect(a.stdout.contains("('\(server)',"), "the selected pair uses relayed addresses of \(server): \(a.stdout)")
+          }
         }
-        // Two allocations carried the ICE checks and data, each with a channel to the other's relayed address.
+        // Four allocations (two over UDP, two over TCP) carried the ICE checks and data, each with a
+        // channel to the other's relayed address.
         let stats = try Harness.natlab("relay-stats", lab, "relay", "--json")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any])
         let allocations = try #require(json["allocations"] as? [[String: Any]])
         let used = allocations.filter { (($0["toPeers"] as? [String: Any])?["packets"] as? Int ?? 0) > 0 }
-        #expect(Set(used.compactMap { $0["username"] as? String }) == ["alice", "bob"], "\(allocations)")
+        #expect(used.count == 4 && Set(used.compactMap { $0["username"] as? String }) == ["alice", "bob"], "\(allocations)")
+        #expect(Set(used.compactMap { $0["transport"] as? String }) == ["udp", "tcp"])
         #expect(used.allSatisfy { !($0["channels"] as? [Any] ?? []).isEmpty && ($0["peers"] as? [String] ?? []).allSatisfy { $0.hasPrefix(Self.relay + ":") } })
     }
 

@@ -43,10 +43,13 @@ public struct TURNServerOptions: Sendable {
     public var config: TURNConfig
     /// Statistics JSON written here (atomically, about once a second).
     public var statsPath: String?
-    public init(listen: [STUNAddress], config: TURNConfig, statsPath: String? = nil) {
+    /// Also accept clients over TCP on the listening addresses (relaying stays UDP).
+    public var tcp: Bool
+    public init(listen: [STUNAddress], config: TURNConfig, statsPath: String? = nil, tcp: Bool = true) {
         self.listen = listen
         self.config = config
         self.statsPath = statsPath
+        self.tcp = tcp
     }
 }
 
@@ -57,6 +60,10 @@ public final class TURNRelayServer: @unchecked Sendable {
     let loop: EventLoop
     var core: TURNServerCore
     var servers: [STUNAddress: Channel] = [:]
+    /// TCP connections of clients, by 5-tuple.
+    var connections: [TURNFiveTuple: Channel] = [:]
+    var dirtyConnections: [Channel] = []
+    var listeners: [Channel] = []
     var relays: [UInt16: Channel] = [:]
     /// Relay sockets bound but not yet registered (their fds), and ports closed meanwhile.
     var closedWhilePending: Set<UInt16> = []
@@ -86,6 +93,22 @@ public final class TURNRelayServer: @unchecked Sendable {
             let ch = try s.bootstrap { ServerHandler(relay: s, local: address) }.bind(to: sa).wait()
             try s.loop.submit { s.servers[address] = ch }.wait()
         }
+        if options.tcp {
+            for address in options.listen {
+                guard let sa = address.socketAddress else { continue }
+                let listener = try ServerBootstrap(group: s.group)
+                    .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelInitializer { ch in
+                        ch.eventLoop.makeCompletedFuture {
+                            try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(TURNStreamDecoder()))
+                            try ch.pipeline.syncOperations.addHandler(StreamHandler(relay: s, local: address))
+                        }
+                    }
+                    .bind(to: sa).wait()
+                try s.loop.submit { s.listeners.append(listener) }.wait()
+            }
+        }
         s.timer = s.loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in s.tick() }
         try s.loop.submit { s.writeStats(force: true) }.wait()
         return s
@@ -110,6 +133,7 @@ public final class TURNRelayServer: @unchecked Sendable {
             self.core.shutdown(now: .now(), io: &io)
             self.writeStats(force: true)
             for ch in self.servers.values { ch.close(promise: nil) }
+            for ch in self.listeners + Array(self.connections.values) { ch.close(promise: nil) }
         }.wait()
         try? group.syncShutdownGracefully()
     }
@@ -145,6 +169,10 @@ public final class TURNRelayServer: @unchecked Sendable {
             dirtyServers = false
             for ch in servers.values { ch.flush() }
         }
+        if !dirtyConnections.isEmpty {
+            for ch in dirtyConnections { ch.flush() }
+            dirtyConnections.removeAll(keepingCapacity: true)
+        }
         if !dirtyRelays.isEmpty {
             for ch in dirtyRelays { ch.flush() }
             dirtyRelays.removeAll(keepingCapacity: true)
@@ -157,6 +185,14 @@ public final class TURNRelayServer: @unchecked Sendable {
         let relay: TURNRelayServer
 
         mutating func send(_ bytes: [UInt8], to client: TURNFiveTuple) {
+            if client.transport == .tcp {
+                guard let ch = relay.connections[client] else { return }
+                var buf = ch.allocator.buffer(capacity: bytes.count)
+                buf.writeBytes(bytes)
+                ch.write(buf, promise: nil)
+                if relay.dirtyConnections.last !== ch { relay.dirtyConnections.append(ch) }
+                return
+            }
             guard let ch = relay.servers[client.server], let sa = client.client.socketAddress else { return }
             var buf = ch.allocator.buffer(capacity: bytes.count)
             buf.writeBytes(bytes)
@@ -258,8 +294,18 @@ public final class TURNRelayServer: @unchecked Sendable {
             var env = unwrapInboundIn(data)
             guard let peer = STUNAddress(env.remoteAddress) else { return }
             let n = env.data.readableBytes
-            guard let (tuple, channel) = relay.core.peerTarget(relayPort: port, peer: peer, length: n, now: .now()),
-                  let server = relay.servers[tuple.server], let sa = tuple.client.socketAddress else { return }
+            guard let (tuple, channel) = relay.core.peerTarget(relayPort: port, peer: peer, length: n, now: .now()) else { return }
+            if tuple.transport == .tcp {
+                var io = IO(relay: relay)
+                let data = Array(env.data.readableBytesView)
+                if let channel {
+                    io.send(ChannelData(channelNumber: channel, data: data).encode(padded: true), to: tuple)
+                } else {
+                    io.send(TURNServerCore.dataIndication(peer: peer, data: data), to: tuple)
+                }
+                return
+            }
+            guard let server = relay.servers[tuple.server], let sa = tuple.client.socketAddress else { return }
             var out: ByteBuffer
             if let channel {
                 out = server.allocator.buffer(capacity: 4 + n)
@@ -276,6 +322,67 @@ public final class TURNRelayServer: @unchecked Sendable {
         }
 
         func channelReadComplete(context: ChannelHandlerContext) { relay.flush() }
+    }
+}
+
+/// Frames a TCP stream of STUN messages and (padded) ChannelData (RFC 8656 §12.5); an unframeable
+/// stream closes the connection.
+struct TURNStreamDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard buffer.readableBytes >= 4, let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self),
+              let length = buffer.getInteger(at: buffer.readerIndex + 2, as: UInt16.self) else { return .needMoreData }
+        let size: Int
+        switch first {
+        case 0...3 where length & 3 == 0: size = 20 + Int(length)
+        case 0x40...0x7F: size = 4 + ((Int(length) + 3) & ~3)
+        default: throw TURNServerError("unframeable TCP stream (first byte 0x\(String(first, radix: 16)))")
+        }
+        guard let frame = buffer.readSlice(length: size) else { return .needMoreData }
+        context.fireChannelRead(NIOAny(frame))
+        return .continue
+    }
+}
+
+extension TURNRelayServer {
+    final class StreamHandler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let relay: TURNRelayServer
+        let local: STUNAddress
+        var tuple: TURNFiveTuple?
+        init(relay: TURNRelayServer, local: STUNAddress) {
+            self.relay = relay
+            self.local = local
+        }
+
+        func channelActive(context: ChannelHandlerContext) {
+            guard let remote = context.remoteAddress, let client = STUNAddress(remote) else { return context.close(promise: nil) }
+            let t = TURNFiveTuple(client: client, server: local, transport: .tcp)
+            tuple = t
+            relay.connections[t] = context.channel
+            context.fireChannelActive()
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            if let t = tuple {
+                relay.connections[t] = nil
+                var io = IO(relay: relay)
+                relay.core.connectionClosed(t, now: .now(), io: &io)
+            }
+            context.fireChannelInactive()
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard let t = tuple else { return }
+            let frame = unwrapInboundIn(data)
+            var io = IO(relay: relay)
+            relay.core.handleClient(Array(frame.readableBytesView), from: t, now: .now(), io: &io)
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) { relay.flush() }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
     }
 }
 

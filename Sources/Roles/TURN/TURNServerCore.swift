@@ -5,15 +5,22 @@ import Crypto
 import Foundation
 import STUNWire
 
-/// A client's 5-tuple (transport is UDP: the relay serves UDP only).
+/// How a client reaches the server (relayed traffic to peers is always UDP).
+public enum TURNTransport: String, Sendable, Hashable, Codable {
+    case udp, tcp
+}
+
+/// A client's 5-tuple.
 public struct TURNFiveTuple: Sendable, Hashable, CustomStringConvertible {
     public var client: STUNAddress
     public var server: STUNAddress
-    public init(client: STUNAddress, server: STUNAddress) {
+    public var transport: TURNTransport
+    public init(client: STUNAddress, server: STUNAddress, transport: TURNTransport = .udp) {
         self.client = client
         self.server = server
+        self.transport = transport
     }
-    public var description: String { "udp \(client) -> \(server)" }
+    public var description: String { "\(transport.rawValue) \(client) -> \(server)" }
 }
 
 /// What the core asks of its I/O layer.
@@ -158,7 +165,8 @@ public struct TURNServerCore: Sendable {
                                     io: inout some TURNIO) {
         guard let (tuple, channel) = peerTarget(relayPort: relayPort, peer: peer, length: data.count, now: now) else { return }
         if let channel {
-            io.send(ChannelData(channelNumber: channel, data: data).encode(padded: false), to: tuple)
+            // Over TCP ChannelData is padded to 4 bytes (RFC 8656 §12.5), with zeros.
+            io.send(ChannelData(channelNumber: channel, data: data).encode(padded: tuple.transport == .tcp), to: tuple)
         } else {
             io.send(Self.dataIndication(peer: peer, data: data), to: tuple)
         }
@@ -188,6 +196,11 @@ public struct TURNServerCore: Sendable {
             usedPorts.remove(r.port)
             io.closeRelay(port: r.port)
         }
+    }
+
+    /// The client's TCP connection closed: its allocation ends with it (RFC 8656 §3.1).
+    public mutating func connectionClosed(_ tuple: TURNFiveTuple, now: TURNTime, io: inout some TURNIO) {
+        end(tuple, state: "deleted", now: now, io: &io)
     }
 
     /// Ends every allocation (server shutdown).
@@ -543,7 +556,7 @@ public struct TURNServerCore: Sendable {
     func stats(of a: Allocation, now: TURNTime) -> TURNAllocationStats {
         let toWall = { (m: Double) in now.wall + (m - now.monotonic) }
         return TURNAllocationStats(
-            id: "a\(a.serial)", username: a.username, client: a.fiveTuple.client.description,
+            id: "a\(a.serial)", username: a.username, transport: a.fiveTuple.transport.rawValue, client: a.fiveTuple.client.description,
             server: a.fiveTuple.server.description,
             relayed: STUNAddress(ip: config.relayAddress, port: a.relayPort).description,
             created: a.created.wall, expires: toWall(a.expires), ended: nil, state: "active",
