@@ -32,12 +32,16 @@ public protocol TURNIO {
     /// Opens the relayed socket on `port` of the relay address; false when the port is taken.
     mutating func openRelay(port: UInt16) -> Bool
     mutating func closeRelay(port: UInt16)
+    /// The relayed socket on `port` now has a permission: start reading it (until then nothing it
+    /// could receive may be relayed, so the I/O layer may leave it unread).
+    mutating func activateRelay(port: UInt16)
     /// A line for the role's log (errors other than the 401/438 challenges, allocations made and ended).
     mutating func log(_ line: String)
 }
 
 extension TURNIO {
     public mutating func log(_ line: String) {}
+    public mutating func activateRelay(port: UInt16) {}
 }
 
 public struct TURNServerCore: Sendable {
@@ -63,6 +67,9 @@ public struct TURNServerCore: Sendable {
         var permissions: [STUNIPAddress: Double] = [:]
         var channels: [UInt16: Channel] = [:]
         var channelOfPeer: [STUNAddress: UInt16] = [:]
+        /// The last nonce this allocation's client authenticated with (checked once, then compared).
+        var nonce: String = ""
+        var nonceExpires: Double = 0
         var allocateTransaction: STUNTransactionID
         var allocateResponse: [UInt8]
         var reservedPort: UInt16?
@@ -82,11 +89,18 @@ public struct TURNServerCore: Sendable {
     var reservations: [UInt64: Reservation] = [:]
     var usedPorts: Set<UInt16> = []
     var perUser: [String: Int] = [:]
-    var history: [TURNAllocationStats] = []
+    /// Ended allocations, kept raw (statistics are built when a snapshot is taken, not per deletion).
+    var history: [(allocation: Allocation, state: String, ended: TURNTime)] = []
     var serial = 0
     var errors: [Int: Int] = [:]
     public private(set) var dropped: [String: Int] = [:]
-    let nonceSecret: [UInt8]
+    let nonceKey: NonceKey
+
+    /// HMAC-SHA256 with the server's nonce secret absorbed once; immutable (swift-crypto's types are
+    /// not declared Sendable).
+    struct NonceKey: @unchecked Sendable {
+        let hmac: HMAC<SHA256>
+    }
     var keyCache: [String: (password: String, key: STUNIntegrityKey, sha256: STUNIntegrityKey)] = [:]
     let decodeOptions: STUNDecodeOptions
 
@@ -94,7 +108,7 @@ public struct TURNServerCore: Sendable {
         self.config = config
         var secret = nonceSecret ?? []
         if secret.isEmpty { for _ in 0..<32 { secret.append(UInt8.random(in: 0...255)) } }
-        self.nonceSecret = secret
+        self.nonceKey = NonceKey(hmac: HMAC<SHA256>(key: SymmetricKey(data: secret)))
         var o = STUNDecodeOptions()
         o.maxMessageSize = 65_535
         decodeOptions = o
@@ -215,13 +229,9 @@ public struct TURNServerCore: Sendable {
         io.closeRelay(port: a.relayPort)
         perUser[a.username, default: 1] -= 1
         if perUser[a.username] == 0 { perUser[a.username] = nil }
-        var s = stats(of: a, now: now)
         io.log("a\(a.serial) \(state): \(a.toPeers.packets) packets to peers, \(a.fromPeers.packets) from peers")
-        s.state = state
-        s.ended = now.wall
-        s.permissions = []
-        history.append(s)
-        if history.count > config.historyLimit { history.removeFirst(history.count - config.historyLimit) }
+        history.append((a, state, now))
+        if history.count > 2 * config.historyLimit { history.removeFirst(history.count - config.historyLimit) }
     }
 
     // MARK: STUN requests and indications
@@ -269,8 +279,13 @@ public struct TURNServerCore: Sendable {
             return challenge(message, .unauthenticated, fingerprint: fingerprint, to: tuple, now: now, io: &io)
         }
         let mode: STUNIntegrityMode = status == .valid(sha256: true) ? .sha256() : .sha1
-        guard nonceIsValid(nonce, for: tuple, now: now) else {
+        let known = allocations[tuple].map { $0.nonce == nonce && $0.nonceExpires > now.monotonic } ?? false
+        guard known || nonceIsValid(nonce, for: tuple, now: now) else {
             return challenge(message, .staleNonce, fingerprint: fingerprint, to: tuple, now: now, io: &io)
+        }
+        if !known, let i = allocations.index(forKey: tuple), let e = Self.nonceExpiry(nonce) {
+            allocations.values[i].nonce = nonce
+            allocations.values[i].nonceExpires = e
         }
         let reply = Reply(key: key, mode: mode, fingerprint: fingerprint)
         if !unknown.isEmpty {
@@ -332,8 +347,9 @@ public struct TURNServerCore: Sendable {
             input.append(contentsOf: a.ip.bytes)
             input.append(UInt8(a.port >> 8)); input.append(UInt8(a.port & 0xff))
         }
-        let mac = HMAC<SHA256>.authenticationCode(for: input, using: SymmetricKey(data: nonceSecret))
-        return Self.hex(mac.prefix(8))
+        var h = nonceKey.hmac
+        h.update(data: input)
+        return Self.hex(h.finalize().prefix(8))
     }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
@@ -347,6 +363,11 @@ public struct TURNServerCore: Sendable {
         let expiry = UInt64(max(0, now.monotonic + config.nonceLifetime) * 1000)
         let e = String(expiry, radix: 16)
         return e + "." + nonceMAC(expiry: expiry, tuple: tuple)
+    }
+
+    static func nonceExpiry(_ nonce: String) -> Double? {
+        guard let dot = nonce.firstIndex(of: "."), let e = UInt64(nonce[..<dot], radix: 16) else { return nil }
+        return Double(e) / 1000
     }
 
     func nonceIsValid(_ nonce: String, for tuple: TURNFiveTuple, now: TURNTime) -> Bool {
@@ -509,6 +530,7 @@ public struct TURNServerCore: Sendable {
             a.permissions[p.ip] = max(a.permissions[p.ip] ?? 0, now.monotonic + config.permissionLifetime)
         }
         allocations[tuple] = a
+        io.activateRelay(port: a.relayPort)
         send(.successResponse(to: m), reply, to: tuple, io: &io)
     }
 
@@ -537,6 +559,7 @@ public struct TURNServerCore: Sendable {
         // The permission lives as long as the channel (as coturn does; aioice never sends CreatePermission).
         a.permissions[peer.ip] = max(a.permissions[peer.ip] ?? 0, t + max(config.channelLifetime, config.permissionLifetime))
         allocations[tuple] = a
+        io.activateRelay(port: a.relayPort)
         send(.successResponse(to: m), reply, to: tuple, io: &io)
     }
 
@@ -571,6 +594,12 @@ public struct TURNServerCore: Sendable {
             realm: config.realm, listen: listen, relayAddress: config.relayAddress.description, pid: getpid(),
             started: started, updated: now.wall, activeAllocations: live.count, totalAllocations: serial,
             errors: Dictionary(uniqueKeysWithValues: errors.map { (String($0.key), $0.value) }),
-            dropped: dropped, allocations: live + history)
+            dropped: dropped, allocations: live + history.suffix(config.historyLimit).map { h in
+                var s = stats(of: h.allocation, now: h.ended)
+                s.state = h.state
+                s.ended = h.ended.wall
+                s.permissions = []
+                return s
+            })
     }
 }
