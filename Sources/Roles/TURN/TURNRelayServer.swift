@@ -349,6 +349,9 @@ public final class TURNRelayServer: @unchecked Sendable {
             }
             var io = IO(relay: relay)
             relay.core.handleClient(Array(buf.readableBytesView), from: tuple, now: now, io: &io)
+            // Answers go out at once (the data path above waits for the end of the read batch):
+            // holding them for a whole batch stalls clients that pipeline requests.
+            relay.flush()
         }
 
         func channelReadComplete(context: ChannelHandlerContext) { relay.flush() }

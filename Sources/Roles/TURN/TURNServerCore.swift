@@ -23,6 +23,19 @@ public struct TURNFiveTuple: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "\(transport.rawValue) \(client) -> \(server)" }
 }
 
+/// A small, fast generator (SplitMix64) for port choice.
+struct SplitMix64: RandomNumberGenerator, Sendable {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
 /// What the core asks of its I/O layer.
 public protocol TURNIO {
     /// Sends a STUN message or ChannelData to a client from the server address of its 5-tuple.
@@ -103,6 +116,9 @@ public struct TURNServerCore: Sendable {
     }
     var keyCache: [String: (password: String, key: STUNIntegrityKey, sha256: STUNIntegrityKey)] = [:]
     let decodeOptions: STUNDecodeOptions
+    /// Relay ports are picked with this (seeded from the system's generator): one getrandom(2) per
+    /// allocation was measurable.
+    var rng = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
 
     public init(config: TURNConfig, nonceSecret: [UInt8]? = nil) {
         self.config = config
@@ -465,9 +481,9 @@ public struct TURNServerCore: Sendable {
         let range = config.relayPorts
         let size = Int(range.upperBound) - Int(range.lowerBound) + 1
         // Random probes first (unpredictable ports), then a scan, so a nearly full range still finds its last port.
-        let start = Int.random(in: 0..<size)
+        let start = Int.random(in: 0..<size, using: &rng)
         for attempt in 0..<(32 + size) {
-            let offset = attempt < 32 ? Int.random(in: 0..<size) : (start + attempt - 32) % size
+            let offset = attempt < 32 ? Int.random(in: 0..<size, using: &rng) : (start + attempt - 32) % size
             var p = UInt16(Int(range.lowerBound) + offset)
             if even && p & 1 == 1 { if p == range.lowerBound { continue }; p -= 1 }
             if pair && (p == range.upperBound || usedPorts.contains(p + 1)) { continue }
