@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import LinuxNetworking
 import Topology
+import Crypto
 
 /// `natlab run`: build → services → checks → verdicts → teardown.
 public struct RunOptions: Sendable {
@@ -105,7 +106,7 @@ extension LabEngine {
             try ready(stun, 3478, tcp: false, "the STUN server")
             services.stun = endpoint(stun, 3478)
         }
-        for relay in nodes where relay.role == .turnServer || relay.role == .coturn {
+        for relay in nodes where relay.role?.turnOptions != nil {
             services.relays.append(relay.name)
             if services.turn == nil {
                 try ready(relay, 3478, tcp: false, "the TURN relay")
@@ -117,7 +118,28 @@ extension LabEngine {
     }
 }
 
+extension Role {
+    /// The relay options of `turn-server` and `coturn` roles.
+    var turnOptions: TURNRoleOptions? {
+        switch self {
+        case .turnServer(let o), .coturn(let o): o
+        default: nil
+        }
+    }
+}
+
 extension RoleLauncher {
-    /// A user and password agents may use on a relay role (the first configured user).
-    static func turnCredentials(_ role: Role) -> (String?, String?) { (nil, nil) }
+    /// A user and password agents may use on a relay role: its first user, or with a shared secret
+    /// the REST-style time-limited credential coturn's `use-auth-secret` accepts
+    /// (user "EXPIRY:natlab", password base64(HMAC-SHA1(secret, user))).
+    static func turnCredentials(_ role: Role) -> (String?, String?) {
+        guard let o = role.turnOptions else { return (nil, nil) }
+        if let secret = o.staticSecret {
+            let user = "\(Int(Date().timeIntervalSince1970) + 24 * 3600):natlab"
+            let mac = HMAC<Insecure.SHA1>.authenticationCode(for: Data(user.utf8), using: SymmetricKey(data: Data(secret.utf8)))
+            return (user, Data(mac).base64EncodedString())
+        }
+        guard let first = o.effectiveUsers.first else { return (nil, nil) }
+        return (first.name, first.password)
+    }
 }

@@ -32,6 +32,8 @@ public enum RoleLauncher {
         case .stunServer?:
             // natlab's own STUN server on the host's addresses (two: RFC 5780).
             return [natlabExecutable, "serve", "stun"] + node.upstreamAddresses.flatMap { ["--listen", $0] }
+        case .turnServer?, .coturn?:
+            return turnCommand(for: node)
         default:
             return nil
         }
@@ -41,7 +43,7 @@ public enum RoleLauncher {
     public static func pending(in plan: LabPlan) -> [(node: String, role: Role)] {
         plan.nodes.compactMap { node in
             switch node.role {
-            case nil, .exec?, .rendezvous?, .stunServer?: return nil
+            case nil, .exec?, .rendezvous?, .stunServer?, .turnServer?, .coturn?: return nil
             // Agents need a peer: `natlab run` starts them per check.
             case .agent?: return nil
             case let role?: return (node.name, role)
@@ -101,6 +103,7 @@ public enum RoleLauncher {
         var started: [RoleProcess] = []
         do {
             for (node, argv) in commands {
+                let argv = argv.map { $0.replacingOccurrences(of: rolesDirectoryToken, with: directory) }
                 let log = "\(directory)/\(node).log"
                 let fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
                 guard fd >= 0 else { throw LabError.state("cannot open \(log): \(String(cString: strerror(errno)))") }

@@ -29,11 +29,12 @@ public struct TopologyError: Error, Sendable, Equatable, CustomStringConvertible
 public enum Role: Sendable, Equatable, Codable, CustomStringConvertible {
     /// RFC 5389/5780 STUN server; the host gets two addresses so RFC 5780 probes can change IP.
     case stunServer
-    case turnServer
+    /// natlab's TURN relay (`run: turn-server` or `run: { turn-server: { users: {…} } }`).
+    case turnServer(TURNRoleOptions)
     case rendezvous
     case agent
-    /// The third-party coturn server (baseline).
-    case coturn
+    /// The third-party coturn server (baseline), configured like `turnServer`.
+    case coturn(TURNRoleOptions)
     /// An external program, argv as written (no shell).
     case exec([String])
 
@@ -43,27 +44,74 @@ public enum Role: Sendable, Equatable, Codable, CustomStringConvertible {
     public init?(name: String) {
         switch name {
         case "stun-server": self = .stunServer
-        case "turn-server": self = .turnServer
+        case "turn-server": self = .turnServer(TURNRoleOptions())
         case "rendezvous": self = .rendezvous
         case "agent": self = .agent
-        case "coturn": self = .coturn
+        case "coturn": self = .coturn(TURNRoleOptions())
         default: return nil
         }
     }
 
-    public var description: String {
+    /// The role's name as written in `run:`.
+    public var name: String {
         switch self {
         case .stunServer: "stun-server"
         case .turnServer: "turn-server"
         case .rendezvous: "rendezvous"
         case .agent: "agent"
         case .coturn: "coturn"
+        case .exec: "exec"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .turnServer(let o), .coturn(let o): o == TURNRoleOptions() ? name : "\(name) (\(o))"
         case .exec(let argv): "exec \(argv.joined(separator: " "))"
+        default: name
         }
     }
 
     /// How many addresses the host needs on its segment.
     public var addressCount: Int { self == .stunServer ? 2 : 1 }
+}
+
+/// Options of `run: { turn-server: {…} }` and `run: { coturn: {…} }`: who may allocate.
+public struct TURNRoleOptions: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// The user when the file names none (the lab is an island: a well-known password is fine).
+    public static let defaultUsers = ["natlab": "natlab"]
+    public static let defaultRealm = "natlab"
+
+    /// Long-term credentials, name → password. Empty with no `staticSecret`: `defaultUsers`.
+    public var users: [String: String]
+    /// coturn-style time-limited credentials (`use-auth-secret`) instead of users.
+    public var staticSecret: String?
+    public var realm: String
+    /// Largest allocation lifetime granted, seconds (nil: 3600).
+    public var maxLifetime: Int?
+    /// Allocations one user may hold at once (nil: unlimited).
+    public var userQuota: Int?
+
+    public init(users: [String: String] = [:], staticSecret: String? = nil, realm: String = TURNRoleOptions.defaultRealm,
+                maxLifetime: Int? = nil, userQuota: Int? = nil) {
+        self.users = users; self.staticSecret = staticSecret; self.realm = realm
+        self.maxLifetime = maxLifetime; self.userQuota = userQuota
+    }
+
+    /// The users the server accepts (the defaults when none were given and there is no secret).
+    public var effectiveUsers: [(name: String, password: String)] {
+        guard staticSecret == nil else { return [] }
+        return (users.isEmpty ? Self.defaultUsers : users).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    public var description: String {
+        var parts: [String] = []
+        if staticSecret != nil { parts.append("static secret") } else { parts.append("users: " + effectiveUsers.map(\.name).joined(separator: ", ")) }
+        if realm != Self.defaultRealm { parts.append("realm \(realm)") }
+        if let m = maxLifetime { parts.append("max-lifetime \(m)s") }
+        if let q = userQuota { parts.append("user-quota \(q)") }
+        return parts.joined(separator: "; ")
+    }
 }
 
 /// A validated lab description: what the YAML file says, with defaults filled in. Value type; the
@@ -152,8 +200,13 @@ public struct Topology: Sendable, Equatable {
 }
 
 extension Role {
-    // Encoded as the role name (`"stun-server"`) or `{"exec": [argv…]}`, like the YAML.
-    private enum CodingKeys: String, CodingKey { case exec }
+    // Encoded as the role name (`"stun-server"`) or `{"exec": [argv…]}`, like the YAML; decoded from
+    // `{"turn-server": {options}}` too.
+    private enum CodingKeys: String, CodingKey {
+        case exec
+        case turnServer = "turn-server"
+        case coturn
+    }
 
     public init(from decoder: Decoder) throws {
         if let c = try? decoder.singleValueContainer(), let name = try? c.decode(String.self) {
@@ -164,16 +217,26 @@ extension Role {
             return
         }
         let keyed = try decoder.container(keyedBy: CodingKeys.self)
-        self = .exec(try keyed.decode([String].self, forKey: .exec))
+        if let o = try keyed.decodeIfPresent(TURNRoleOptions.self, forKey: .turnServer) {
+            self = .turnServer(o)
+        } else if let o = try keyed.decodeIfPresent(TURNRoleOptions.self, forKey: .coturn) {
+            self = .coturn(o)
+        } else {
+            self = .exec(try keyed.decode([String].self, forKey: .exec))
+        }
     }
 
     public func encode(to encoder: Encoder) throws {
-        if case .exec(let argv) = self {
+        switch self {
+        case .exec(let argv):
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(argv, forKey: .exec)
-        } else {
+        default:
+            // `turn-server`/`coturn` options are not recorded: lab records must stay readable by
+            // natlab versions that know only role names (they collect labs whose record they cannot
+            // read). The options live on in the role's command line (`LabRecord.roles`).
             var c = encoder.singleValueContainer()
-            try c.encode(description)
+            try c.encode(name)
         }
     }
 }

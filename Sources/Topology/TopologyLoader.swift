@@ -342,7 +342,17 @@ struct Checker {
             return nil
         case .mapping:
             guard let m = mapping(node, what: "`run`", example: "`{ exec: [program, args…] }`") else { return nil }
-            checkKeys(m, allowed: ["exec"], in: "`run`")
+            checkKeys(m, allowed: ["exec", "turn-server", "coturn"], in: "`run`")
+            let known = m.entries.filter { ["exec", "turn-server", "coturn"].contains($0.key) }
+            if known.count > 1 {
+                error(known[1].keyNode, "`run` takes one role, found `\(known[0].key)` and `\(known[1].key)`")
+                return nil
+            }
+            for key in ["turn-server", "coturn"] {
+                guard let v = m.value(key) else { continue }
+                guard let o = turnOptions(v, role: key) else { return nil }
+                return key == "coturn" ? .coturn(o) : .turnServer(o)
+            }
             guard let x = m.value("exec") else {
                 error(node, "`run` as a mapping needs `exec: [program, args…]`")
                 return nil
@@ -367,6 +377,52 @@ struct Checker {
             error(node, "`run` takes a role name (\(Role.names.joined(separator: ", "))) or `{ exec: [program, args…] }`, found a list")
             return nil
         }
+    }
+
+    /// `{ users: { alice: secret }, static-secret: S, realm: R, max-lifetime: 3600, user-quota: 4 }`.
+    mutating func turnOptions(_ node: Node, role: String) -> TURNRoleOptions? {
+        var o = TURNRoleOptions()
+        if isNull(node) { return o }
+        let what = "`\(role)`"
+        guard let m = mapping(node, what: what, example: "`{ users: { alice: secret } }`") else { return nil }
+        checkKeys(m, allowed: ["users", "static-secret", "realm", "max-lifetime", "user-quota"], in: what)
+        var ok = true
+        if let u = m.value("users") {
+            if let um = mapping(u, what: "`users`", example: "`{ alice: secret }`") {
+                if um.entries.isEmpty { error(u, "`users` is empty: name at least one user, like `{ alice: secret }`"); ok = false }
+                for e in um.entries {
+                    if e.key.isEmpty || e.key.contains(":") || e.key.contains(where: { $0.isWhitespace }) {
+                        error(e.keyNode, "invalid user name '\(e.key)': no ':' or spaces"); ok = false; continue
+                    }
+                    if case .scalar = e.value, !isNull(e.value), let p = string(e.value, what: "a password") {
+                        if p.isEmpty { error(e.value, "empty password for user '\(e.key)'"); ok = false } else { o.users[e.key] = p }
+                    } else {
+                        error(e.value, "expected a password for user '\(e.key)', found \(Checker.describe(e.value))"); ok = false
+                    }
+                }
+            } else { ok = false }
+        }
+        if let v = m.value("static-secret") {
+            if let s = string(v, what: "a shared secret"), !s.isEmpty { o.staticSecret = s } else { ok = false }
+            if m.value("users") != nil, let k = m.keyNode("static-secret") {
+                error(k, "`static-secret` and `users` exclude each other (time-limited credentials, or fixed users)"); ok = false
+            }
+        }
+        if let v = m.value("realm") {
+            if let s = string(v, what: "a realm"), !s.isEmpty, !s.contains(where: { $0.isWhitespace || $0 == "\"" }) { o.realm = s } else {
+                if case .scalar = v, !isNull(v) { error(v, "invalid realm: non-empty, no spaces or quotes") }
+                ok = false
+            }
+        }
+        for (key, range) in [("max-lifetime", 1...86_400), ("user-quota", 1...65_535)] {
+            guard let v = m.value(key) else { continue }
+            if case .scalar(let s) = v, let n = Int(s.string), range.contains(n) {
+                if key == "max-lifetime" { o.maxLifetime = n } else { o.userQuota = n }
+            } else {
+                error(v, "`\(key)` takes a number from \(range.lowerBound) to \(range.upperBound), found \(Checker.describe(v))"); ok = false
+            }
+        }
+        return ok ? o : nil
     }
 
     // MARK: Scalars

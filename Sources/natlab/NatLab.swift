@@ -27,7 +27,7 @@ struct NatLab: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Validate.self, Run.self, Up.self, Down.self, Status.self, Exec.self, Nat.self, Probe.self, Verify.self,
-                      Observe.self, Agent.self, GC.self, Serve.self, BenchClient.self]
+                      Observe.self, Agent.self, RelayStats.self, GC.self, Serve.self, BenchClient.self]
     )
 }
 

@@ -1,0 +1,103 @@
+# shellcheck shell=bash
+# Scripts/bench turn [RUNS] — sourced by Scripts/bench after set-up; $bin is the release natlab.
+#
+# natlab's TURN relay and coturn's turnserver side by side in one lab (same machine, same moment,
+# alternating), driven by the same load generators from a `load` host on the lab's internet:
+#   relayed packets/s: PROCS turnutils_uclient processes (coturn 4.6.1's own load client), each with
+#     CLIENTS channel sessions (-c: no RTCP allocation) sending MSGS messages of SIZE bytes every
+#     INTERVAL ms to turnutils_peer (echo) on `peer`. Counted at the receiving side (uclient's
+#     tot_recv_msgs, its slope while messages flow); each echoed message crosses the relay twice
+#     (client -> peer and back), so relayed datagrams/s = 2 x echoed messages/s.
+#   allocations/s: Scripts/lib/turn-alloc-load.py (4.6.1 has no allocation load mode), SOCKETS
+#     sockets each cycling Allocate (long-term credentials) and Refresh LIFETIME=0 for SECONDS.
+# Medians of RUNS (default 5) runs; ratio natlab/coturn (> 1: natlab faster). Numbers, not assertions.
+runs=${1:-5}
+command -v turnserver >/dev/null && command -v turnutils_uclient >/dev/null || natlab_install_packages "${NATLAB_TEST_PACKAGES[@]}"
+natlab_quiet_coturn
+python3 - "$bin" "$runs" "$NATLAB_ROOT" <<'PY'
+import json, os, re, statistics, subprocess, sys, tempfile, time
+
+natlab, runs, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+env = lambda k, d: int(os.environ.get(k, d))
+PROCS, CLIENTS, MSGS, SIZE, INTERVAL = env("PROCS", 4), env("CLIENTS", 20), env("MSGS", 2000), env("SIZE", 120), env("INTERVAL", 1)
+SECONDS, SOCKETS = env("SECONDS", 5), env("SOCKETS", 32)
+lab = "bench-turn"
+topology = """name: bench-turn
+hosts:
+  relay:  { attach: internet, run: { turn-server: { users: { alice: secret } } } }
+  coturn: { attach: internet, run: { coturn: { users: { alice: secret } } } }
+  peer:   { attach: internet }
+  load:   { attach: internet }
+"""
+servers = {"natlab": "203.0.113.1", "coturn": "203.0.113.2"}
+PEER = "203.0.113.3"
+
+def sh(*cmd, **kw):
+    return subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+def in_load(*cmd):
+    return [natlab, "exec", lab, "load", "--"] + list(cmd)
+
+def relay_run(server):
+    cmd = in_load("turnutils_uclient", "-c", "-u", "alice", "-w", "secret", "-e", PEER, "-r", "3480",
+                  "-m", str(CLIENTS), "-n", str(MSGS), "-l", str(SIZE), "-z", str(INTERVAL), server)
+    t = time.perf_counter()
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(PROCS)]
+    outs = [p.communicate()[0] for p in procs]
+    wall = time.perf_counter() - t
+    # uclient prints running totals once a second ("T: : start_mclient: msz=…, tot_recv_msgs=R, …"). The
+    # rate is the slope of R between its first and last increase, summed over the processes: wall time
+    # would also count uclient's allocations and its wait for lost messages at the end.
+    rate = recv = sent = 0
+    for o in outs:
+        m = re.findall(r"start_mclient: tot_send_msgs=(\d+), tot_recv_msgs=(\d+)\s*$", o, re.M)
+        samples = [(int(t), int(r)) for t, r in re.findall(r"^(\d+): : start_mclient: msz=\d+, tot_send_msgs=\d+, tot_recv_msgs=(\d+)", o, re.M)]
+        if not m or not samples:
+            sys.exit("bench: uclient printed no totals:\n" + o[-2000:])
+        sent += int(m[-1][0]); recv += int(m[-1][1])
+        rising = [(t, r) for i, (t, r) in enumerate(samples) if i == 0 or r != samples[i - 1][1]]
+        first = next(((t, r) for t, r in samples if r > 0), None)
+        last = rising[-1]
+        if first and last[0] > first[0]:
+            rate += (last[1] - first[1]) / (last[0] - first[0])
+        else:
+            rate += int(m[-1][1]) / wall
+    return rate, (sent - recv) / max(sent, 1) * 100
+
+def alloc_run(server):
+    r = sh(*in_load("python3", os.path.join(root, "Scripts/lib/turn-alloc-load.py"), server, "3478", "alice", "secret",
+                    str(SECONDS), str(SOCKETS)))
+    if r.returncode != 0:
+        sys.exit("bench: allocation load failed:\n" + r.stdout + r.stderr)
+    return json.loads(r.stdout)["per_second"]
+
+sh(natlab, "down", lab)
+with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+    f.write(topology)
+up = sh(natlab, "up", f.name, "--name", lab)
+os.unlink(f.name)
+if up.returncode != 0:
+    sys.exit("bench: up failed:\n" + up.stderr)
+peer = subprocess.Popen([natlab, "exec", lab, "peer", "--", "turnutils_peer", "-L", PEER, "-p", "3480"],
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    time.sleep(1)
+    pps = {k: [] for k in servers}; loss = {k: [] for k in servers}; allocs = {k: [] for k in servers}
+    print(f"natlab {natlab}; coturn: {sh('dpkg-query', '-W', '-f=${Version}', 'coturn').stdout} (turnserver, default threads = CPUs: {os.cpu_count()})")
+    print(f"relay load: {PROCS} x turnutils_uclient -c -m {CLIENTS} -n {MSGS} -l {SIZE} -z {INTERVAL} (channels, echo peer); "
+          f"allocations: {SOCKETS} sockets x {SECONDS} s Allocate+Refresh(0); {runs} runs, medians\n")
+    for i in range(runs):
+        order = list(servers) if i % 2 == 0 else list(reversed(servers))
+        for name in order:
+            r, l = relay_run(servers[name]); pps[name].append(2 * r); loss[name].append(l)
+            allocs[name].append(alloc_run(servers[name]))
+        print(f"run {i + 1}: " + "  ".join(f"{n}: {pps[n][-1]:,.0f} relayed/s ({loss[n][-1]:.2f}% lost), {allocs[n][-1]:,.0f} alloc/s" for n in servers), flush=True)
+    m = statistics.median
+    print(f"\n{'':<10} {'relayed datagrams/s':>20} {'loss %':>8} {'allocations/s':>14}")
+    for n in servers:
+        print(f"{n:<10} {m(pps[n]):>20,.0f} {m(loss[n]):>8.2f} {m(allocs[n]):>14,.0f}")
+    print(f"{'ratio':<10} {m(pps['natlab']) / m(pps['coturn']):>19.2f}x {'':>8} {m(allocs['natlab']) / m(allocs['coturn']):>13.2f}x   (natlab / coturn)")
+finally:
+    peer.terminate()
+    sh(natlab, "down", lab)
+PY
