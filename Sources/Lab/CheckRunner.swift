@@ -100,7 +100,8 @@ struct CheckRunner {
         if services.turn == nil { offer.removeAll { $0 == .relay } }
         argv += ["--candidates", offer.map(\.rawValue).joined(separator: ","),
                  "--deadline", seconds(check.deadlineMilliseconds), "--bytes", "\(check.bytes)",
-                 "--keepalive", seconds(check.keepaliveMilliseconds), "--hold", seconds(check.holdMilliseconds)]
+                 "--keepalive", seconds(check.keepaliveMilliseconds), "--hold", seconds(check.holdMilliseconds),
+                 "--consent-timeout", seconds(check.consentTimeoutMilliseconds)]
         var fds: [Int32] = [0, 0]
         // Close-on-exec so no other child inherits it; the spawn hands the write end over as stdout.
         guard pipe(&fds) == 0 else { throw LabError.state("pipe: \(String(cString: strerror(errno)))") }

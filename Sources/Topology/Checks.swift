@@ -11,6 +11,7 @@ import Yams
 ///     deadline: 5s            # time to connect (default 10s)
 ///     bytes: 65536            # application data each way once connected (default 64 KiB)
 ///     keepalive: 2s           # agents' consent/keepalive interval (default 5s, RFC 7675)
+///     consent-timeout: 6s     # consent expires this long after the last answer (default 30s, RFC 7675)
 ///     hold: 10s               # keep the path in use this long after connecting (default 0)
 ///     offer: [srflx, relay]   # candidate types the agents offer (default all)
 ///     lost: true              # the path must be lost during `hold` (default: it must survive)
@@ -36,6 +37,7 @@ public struct Check: Sendable, Equatable, Codable {
     public var deadlineMilliseconds: Int
     public var bytes: Int
     public var keepaliveMilliseconds: Int
+    public var consentTimeoutMilliseconds: Int
     public var holdMilliseconds: Int
     public var offer: [CandidateType]
     /// The path must be lost while it is held (a NAT mapping expiring under the agents' keepalive
@@ -45,13 +47,16 @@ public struct Check: Sendable, Equatable, Codable {
     public static let defaultDeadlineMilliseconds = 10_000
     public static let defaultBytes = 65_536
     public static let defaultKeepaliveMilliseconds = 5_000
+    public static let defaultConsentTimeoutMilliseconds = 30_000
 
     public init(peers: [String], expect: Path, deadlineMilliseconds: Int = Check.defaultDeadlineMilliseconds,
                 bytes: Int = Check.defaultBytes, keepaliveMilliseconds: Int = Check.defaultKeepaliveMilliseconds,
-                holdMilliseconds: Int = 0, offer: [CandidateType] = CandidateType.allCases, lost: Bool = false) {
+                holdMilliseconds: Int = 0, offer: [CandidateType] = CandidateType.allCases, lost: Bool = false,
+                consentTimeoutMilliseconds: Int = Check.defaultConsentTimeoutMilliseconds) {
         self.peers = peers; self.expect = expect; self.deadlineMilliseconds = deadlineMilliseconds
         self.bytes = bytes; self.keepaliveMilliseconds = keepaliveMilliseconds
         self.holdMilliseconds = holdMilliseconds; self.offer = offer; self.lost = lost
+        self.consentTimeoutMilliseconds = consentTimeoutMilliseconds
     }
 
     /// "alice ↔ bob".
@@ -74,7 +79,7 @@ extension Checker {
         var result: [RawCheck] = []
         for item in items {
             guard let m = mapping(item, what: "a check", example: "`{ connect: [alice, bob], expect: direct }`") else { continue }
-            checkKeys(m, allowed: ["connect", "expect", "deadline", "bytes", "keepalive", "hold", "offer", "lost"], in: "a check")
+            checkKeys(m, allowed: ["connect", "expect", "deadline", "bytes", "keepalive", "consent-timeout", "hold", "offer", "lost"], in: "a check")
             var ok = true
             var peers: [Located<String>] = []
             if let c = m.value("connect") {
@@ -114,6 +119,7 @@ extension Checker {
             duration("deadline") { check.deadlineMilliseconds = $0 }
             duration("keepalive") { check.keepaliveMilliseconds = $0 }
             duration("hold") { check.holdMilliseconds = $0 }
+            duration("consent-timeout") { check.consentTimeoutMilliseconds = $0 }
             if let b = m.value("bytes") {
                 if case .scalar(let s) = b, let n = Int(s.string), (0...(1 << 30)).contains(n) { check.bytes = n } else {
                     error(b, "`bytes` takes a number of bytes from 0 to 1073741824, found \(Checker.describe(b))")

@@ -83,6 +83,8 @@ enum RunText {
             let connect = r.agents.compactMap(\.connectSeconds).max().map { String(format: "%.2f s", $0) } ?? "—"
             let data = r.agents.map { "\($0.agent) got \($0.received)/\(r.check.bytes) B" }.joined(separator: ", ")
             out.append("        pair: \(pair)   connected in \(connect)   \(data)   check took \(String(format: "%.1f", r.seconds)) s")
+            let lost = r.agents.filter(\.consentLost).map(\.agent)
+            if !lost.isEmpty { out.append("        path lost while held: \(lost.joined(separator: ", ")) (consent expired)") }
             if let f = r.failure { out.append("        why: \(f)") }
             for a in r.agents where !a.errors.isEmpty { out.append("        \(a.agent) said: \(a.errors.joined(separator: "; "))") }
         }

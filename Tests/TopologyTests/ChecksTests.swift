@@ -54,7 +54,7 @@ import Testing
             "10:15: `deadline` takes a duration like `5s`, `500ms` or `2m` (at most 1h), found the string 'soon'",
             "11:12: `bytes` takes a number of bytes from 0 to 1073741824, found the number -1",
             "12:13: unknown candidate type 'udp': expected host, srflx, relay",
-            "13:5: unknown key 'colour' in a check (expected one of: connect, expect, deadline, bytes, keepalive, hold, offer, lost)",
+            "13:5: unknown key 'colour' in a check (expected one of: connect, expect, deadline, bytes, keepalive, consent-timeout, hold, offer, lost)",
             "14:22: a check connects two different hosts, found 'alice' twice",
             "16:15: 'home1' is a router; checks connect hosts",
             "18:5: a check needs `connect: [host, host]`",
