@@ -62,11 +62,11 @@ struct LabLifecycleTests {
         let alice = try #require(Harness.address(info, node: "alice", interface: "eth0"))
         #expect(!alice.hasPrefix(wan), "alice must be behind the NAT")
 
-        let reflector = try Self.startReflector(lab: lab, node: "stun", port: 3478)
+        let reflector = try Self.startReflector(lab: lab, node: "stun", port: 3490)
         defer { reflector.process.terminate() }
 
         // Outbound: the reflector sees the NAT's public address; the reply comes back.
-        let first = try Self.probe(lab: lab, node: "alice", bind: 40000, to: "\(stun):3478")
+        let first = try Self.probe(lab: lab, node: "alice", bind: 40000, to: "\(stun):3490")
         let observed = try #require(first.first?["observed"], "no reply from the reflector: \(first)")
         #expect(observed.hasPrefix(wan + ":"), "reflector saw \(observed), expected the NAT's \(wan)")
         let mappedPort = try #require(observed.split(separator: ":").last.map(String.init))
@@ -74,7 +74,7 @@ struct LabLifecycleTests {
         // Inbound without a prior outbound packet to that sender: the relay host sends to the mapping
         // while alice listens with the same socket. APDF: nothing may arrive.
         let listener = try Harness.start(Harness.natlab,
-            ["exec", lab, "alice", "--", "python3", "-u", Harness.udpTool, "probe", "40000", "\(stun):3478"],
+            ["exec", lab, "alice", "--", "python3", "-u", Harness.udpTool, "probe", "40000", "\(stun):3490"],
             environment: ["LISTEN": "1.5"])
         usleep(400_000)
         let send = try Harness.natlab("exec", lab, "relay", "--", "python3", Harness.udpTool, "send", "5555", "\(wan):\(mappedPort)")
@@ -161,19 +161,19 @@ struct LabLifecycleTests {
         let stun = try #require(Harness.address(infoA, node: "stun", interface: "eth0"))
         #expect(Harness.address(infoB, node: "stun", interface: "eth0") == stun)
 
-        let reflectorA = try Self.startReflector(lab: a, node: "stun", port: 3478)
+        let reflectorA = try Self.startReflector(lab: a, node: "stun", port: 3490)
         defer { reflectorA.process.terminate() }
         // Only lab a has a reflector: b's probe must get no answer, a's must.
-        #expect(try Self.probe(lab: a, node: "bob", bind: 41000, to: "\(stun):3478").first?["observed"] != nil)
-        let inB = try Harness.natlab("exec", b, "bob", "--", "python3", Harness.udpTool, "probe", "41000", "\(stun):3478")
+        #expect(try Self.probe(lab: a, node: "bob", bind: 41000, to: "\(stun):3490").first?["observed"] != nil)
+        let inB = try Harness.natlab("exec", b, "bob", "--", "python3", Harness.udpTool, "probe", "41000", "\(stun):3490")
         #expect(inB.stdout.contains("\"observed\": null"), "lab b reached lab a's reflector: \(inB.stdout)")
 
         // Taking a down leaves b intact.
         #expect(try Harness.natlab("down", a).status == 0)
         #expect(Harness.namespaces(ofLab: a).isEmpty)
-        let reflectorB = try Self.startReflector(lab: b, node: "stun", port: 3478)
+        let reflectorB = try Self.startReflector(lab: b, node: "stun", port: 3490)
         defer { reflectorB.process.terminate() }
-        #expect(try Self.probe(lab: b, node: "alice", bind: 41001, to: "\(stun):3478").first?["observed"] != nil)
+        #expect(try Self.probe(lab: b, node: "alice", bind: 41001, to: "\(stun):3490").first?["observed"] != nil)
     }
 
     @Test("kill -9 during up, then gc: nothing is left")
