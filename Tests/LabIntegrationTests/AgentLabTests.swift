@@ -43,7 +43,7 @@ struct AgentLabTests {
         mutating func coturn(_ node: String) throws {
             let ip = address(node)
             try serve(node, "coturn-\(node)", ["turnserver", "-n", "--no-cli", "--no-tls", "--no-dtls", "-L", ip, "-E", ip,
-                                               "-a", "-u", "user:pass", "-r", "natlab", "-f", "--log-file", "stdout",
+                                               "-p", "3488", "-a", "-u", "user:pass", "-r", "natlab", "-f", "--log-file", "stdout",
                                                "--pidfile", dir + "/turn-\(node).pid", "--min-port", "50000", "--max-port", "50999",
                                                "--no-software-attribute"])
         }
@@ -116,7 +116,7 @@ struct AgentLabTests {
         try lab.coturn("stun")
         try lab.rendezvous("stun")
         let stun = lab.address("stun")
-        let common = ["--stun", stun + ":3478", "--bytes", "20000"]
+        let common = ["--stun", stun + ":3488", "--bytes", "20000"]
         let runs = try Self.runAgents(lab, [("alice", Self.natlabAgent("alice", "bob", rendezvous: stun, common)),
                                             ("bob", Self.natlabAgent("bob", "alice", rendezvous: stun, common))])
         for (r, id) in zip(runs, ["alice", "bob"]) {
@@ -147,9 +147,9 @@ struct AgentLabTests {
         let roleN = natlabControlling ? "--controlling" : "--controlled"
         let roleA = natlabControlling ? "--controlled" : "--controlling"
         let runs = try Self.runAgents(lab, [
-            ("alice", Self.natlabAgent("alice", "bob", rendezvous: stun, ["--stun", stun + ":3478", "--bytes", "10000", roleN])),
+            ("alice", Self.natlabAgent("alice", "bob", rendezvous: stun, ["--stun", stun + ":3488", "--bytes", "10000", roleN])),
             ("bob", [Self.python, "-u", Self.aioiceAgent, "--id", "bob", "--peer", "alice", "--rendezvous", stun + ":7000",
-                     "--stun", stun + ":3478", "--bytes", "10000", "--deadline", "20", roleA]),
+                     "--stun", stun + ":3488", "--bytes", "10000", "--deadline", "20", roleA]),
         ])
         for (r, id) in zip(runs, ["alice", "bob"]) {
             #expect(r.status == 0, "\(id): \(r.raw)\n\(r.stderr)\nrendezvous: \(lab.log("rendezvous"))")
@@ -180,7 +180,7 @@ struct AgentLabTests {
         try lab.coturn("relay")
         try lab.rendezvous("relay")
         let relay = lab.address("relay")
-        let common = ["--stun", relay + ":3478", "--turn", relay + ":3478", "--turn-user", "user", "--turn-password", "pass",
+        let common = ["--stun", relay + ":3488", "--turn", relay + ":3488", "--turn-user", "user", "--turn-password", "pass",
                       "--bytes", "10000"]
         let runs = try Self.runAgents(lab, [("alice", Self.natlabAgent("alice", "bob", rendezvous: relay, common)),
                                             ("bob", Self.natlabAgent("bob", "alice", rendezvous: relay, common))])
@@ -238,7 +238,7 @@ struct AgentLabTests {
         try lab.coturn("srv")
         try lab.rendezvous("srv")
         let srv = lab.address("srv")
-        let turn = ["--turn", srv + ":3478", "--turn-user", "user", "--turn-password", "pass"]
+        let turn = ["--turn", srv + ":3488", "--turn-user", "user", "--turn-password", "pass"]
         // (case, node A, node B, extra flags, expected path, expected local types of A and B's selected pairs)
         let cases: [(String, String, String, [String], String, Set<String>?)] = [
             ("sf", "s1", "f1", [], "direct", nil),
@@ -249,7 +249,7 @@ struct AgentLabTests {
             ("sn", "s1", "p1", ["--deadline", "3"], "none", nil),
         ]
         for (tag, a, b, extra, expected, locals) in cases {
-            let flags = ["--stun", srv + ":3478", "--bytes", "5000"] + extra
+            let flags = ["--stun", srv + ":3488", "--bytes", "5000"] + extra
             let runs = try Self.runAgents(lab, [(a, Self.natlabAgent("\(tag)-\(a)", "\(tag)-\(b)", rendezvous: srv, flags)),
                                                 (b, Self.natlabAgent("\(tag)-\(b)", "\(tag)-\(a)", rendezvous: srv, flags))])
             for r in runs {
@@ -287,7 +287,7 @@ struct AgentLabTests {
         try lab.rendezvous("srv")
         let srv = lab.address("srv")
         func run(_ tag: String, _ flags: [String]) throws -> [AgentRun] {
-            let f = ["--stun", srv + ":3478", "--bytes", "2000"] + flags
+            let f = ["--stun", srv + ":3488", "--bytes", "2000"] + flags
             return try Self.runAgents(lab, [("a1", Self.natlabAgent("\(tag)a", "\(tag)b", rendezvous: srv, f)),
                                             ("b1", Self.natlabAgent("\(tag)b", "\(tag)a", rendezvous: srv, f))])
         }

@@ -42,8 +42,8 @@ struct ObserverTests {
         switch s.mode {
         case "stun":
             let stun = try #require(Harness.address(info, node: "stun", interface: "eth0"))
-            background.append(try LabLifecycleTests.startReflector(lab: lab, node: "stun", port: 3478))
-            relayArgs = ["\(stun):3478", "\(stun):3478"]
+            background.append(try LabLifecycleTests.startReflector(lab: lab, node: "stun", port: 3490))
+            relayArgs = ["\(stun):3490", "\(stun):3490"]
         case "relay":
             let relay = try #require(Harness.address(info, node: "relay", interface: "eth0"))
             let started = try Harness.start(Harness.natlab, ["exec", lab, "relay", "--", "python3", "-u", Harness.udpTool, "relay", "3479"])
