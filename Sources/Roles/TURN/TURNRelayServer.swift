@@ -9,6 +9,10 @@ import NIOCore
 import NIOPosix
 import STUNWire
 
+/// MSG_DONTWAIT from <bits/socket.h> (0x40 on every Linux architecture). Spelled out because the
+/// static Glibc module of `--static-swift-stdlib` release builds does not export it.
+private let msgDontWait: Int32 = 0x40
+
 
 public struct TURNServerOptions: Sendable {
     public var listen: [STUNAddress]
@@ -251,7 +255,7 @@ public final class TURNRelayServer: @unchecked Sendable {
     func activate(port: UInt16) {
         guard let fd = fds[port], relays[port] == nil, !activating.contains(port) else { return }
         var scratch = [UInt8](repeating: 0, count: 2048)
-        while recv(fd, &scratch, scratch.count, Int32(MSG_DONTWAIT)) >= 0 {}
+        while recv(fd, &scratch, scratch.count, msgDontWait) >= 0 {}
         activating.insert(port)
         // Socket buffers set here, on the fd: every channel option NIO applies costs a dynamic cast,
         // and allocation rate is measured (Scripts/bench turn).
@@ -279,7 +283,7 @@ public final class TURNRelayServer: @unchecked Sendable {
         _ = bytes.withUnsafeBytes { b in
             withUnsafePointer(to: &sa) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, b.baseAddress, b.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    sendto(fd, b.baseAddress, b.count, msgDontWait, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
                 }
             }
         }
