@@ -349,9 +349,13 @@ public final class TURNRelayServer: @unchecked Sendable {
             }
             var io = IO(relay: relay)
             relay.core.handleClient(Array(buf.readableBytesView), from: tuple, now: now, io: &io)
-            // Answers go out at once (the data path above waits for the end of the read batch):
-            // holding them for a whole batch stalls clients that pipeline requests.
-            relay.flush()
+            // Answers go out at once (the data path waits for the end of the read batch): holding
+            // them for a whole batch stalls clients that pipeline requests.
+            if relay.dirtyServers {
+                relay.dirtyServers = false
+                context.channel.flush()
+                for (address, ch) in relay.servers where address != local { ch.flush() }
+            }
         }
 
         func channelReadComplete(context: ChannelHandlerContext) { relay.flush() }

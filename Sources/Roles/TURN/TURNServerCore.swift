@@ -80,9 +80,6 @@ public struct TURNServerCore: Sendable {
         var permissions: [STUNIPAddress: Double] = [:]
         var channels: [UInt16: Channel] = [:]
         var channelOfPeer: [STUNAddress: UInt16] = [:]
-        /// The last nonce this allocation's client authenticated with (checked once, then compared).
-        var nonce: String = ""
-        var nonceExpires: Double = 0
         var allocateTransaction: STUNTransactionID
         var allocateResponse: [UInt8]
         var reservedPort: UInt16?
@@ -106,6 +103,8 @@ public struct TURNServerCore: Sendable {
     var history: [(allocation: Allocation, state: String, ended: TURNTime)] = []
     var serial = 0
     var errors: [Int: Int] = [:]
+    /// The nonce each authenticated 5-tuple last used (its MAC checked once, then compared).
+    var knownNonces: [TURNFiveTuple: (nonce: String, expires: Double)] = [:]
     public private(set) var dropped: [String: Int] = [:]
     let nonceKey: NonceKey
 
@@ -221,6 +220,7 @@ public struct TURNServerCore: Sendable {
             if a.channels.count != c { a.channelOfPeer = a.channelOfPeer.filter { a.channels[$0.value] != nil } }
             if a.permissions.count != p || a.channels.count != c { allocations[tuple] = a }
         }
+        if !knownNonces.isEmpty { knownNonces = knownNonces.filter { $0.value.expires > t } }
         for (token, r) in reservations where r.expires <= t {
             reservations[token] = nil
             usedPorts.remove(r.port)
@@ -295,13 +295,14 @@ public struct TURNServerCore: Sendable {
             return challenge(message, .unauthenticated, fingerprint: fingerprint, to: tuple, now: now, io: &io)
         }
         let mode: STUNIntegrityMode = status == .valid(sha256: true) ? .sha256() : .sha1
-        let known = allocations[tuple].map { $0.nonce == nonce && $0.nonceExpires > now.monotonic } ?? false
+        let known = knownNonces[tuple].map { $0.nonce == nonce && $0.expires > now.monotonic } ?? false
         guard known || nonceIsValid(nonce, for: tuple, now: now) else {
             return challenge(message, .staleNonce, fingerprint: fingerprint, to: tuple, now: now, io: &io)
         }
-        if !known, let i = allocations.index(forKey: tuple), let e = Self.nonceExpiry(nonce) {
-            allocations.values[i].nonce = nonce
-            allocations.values[i].nonceExpires = e
+        if !known, let e = Self.nonceExpiry(nonce) {
+            // Remembered only for clients that authenticated, and bounded.
+            if knownNonces.count >= 65_536 { knownNonces.removeAll(keepingCapacity: true) }
+            knownNonces[tuple] = (nonce, e)
         }
         let reply = Reply(key: key, mode: mode, fingerprint: fingerprint)
         if !unknown.isEmpty {
