@@ -38,7 +38,10 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         // I/O: builds, records, tears down and collects labs.
-        .target(name: "Lab", dependencies: ["Topology", "NATModel", "LinuxNetworking"]),
+        .target(name: "Lab", dependencies: [
+            "Topology", "NATModel", "LinuxNetworking",
+            .product(name: "Crypto", package: "swift-crypto"),   // TURN REST credentials for agents
+        ]),
         .executableTarget(name: "natlab", dependencies: [
             "Lab", "Topology", "Roles",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -13,7 +13,7 @@
 # Medians of RUNS (default 5) runs; ratio natlab/coturn (> 1: natlab faster). Numbers, not assertions.
 runs=${1:-5}
 command -v turnserver >/dev/null && command -v turnutils_uclient >/dev/null || natlab_install_packages "${NATLAB_TEST_PACKAGES[@]}"
-natlab_no_system_turnserver
+natlab_quiet_coturn
 python3 - "$bin" "$runs" "$NATLAB_ROOT" <<'PY'
 import json, os, re, statistics, subprocess, sys, tempfile, time
 

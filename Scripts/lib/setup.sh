@@ -7,8 +7,11 @@ NATLAB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # Build: libnl (netlink) and libnftables headers + pkg-config. Run: nftables, iproute2 (ip netns
 # exec for users and the emitted shell scripts), conntrack, python3 (test traffic helpers).
 NATLAB_PACKAGES=(pkg-config libnl-3-dev libnl-route-3-dev libnftables-dev nftables iproute2 conntrack python3)
-# Interop peers the tests (Scripts/test) and benchmarks (Scripts/bench) run in lab namespaces.
-NATLAB_TEST_PACKAGES+=(coturn)
+
+# Test-only packages (Scripts/test installs them; natlab itself never needs them).
+# STUN interop tests: coturn's turnutils_stunclient, turnutils_natdiscovery, turnserver (also the
+# benchmark baseline).
+NATLAB_TEST_PACKAGES=(coturn)
 
 natlab_install_packages() {
     local missing=() p
@@ -23,6 +26,19 @@ natlab_install_packages() {
     echo "natlab: installing ${missing[*]}" >&2
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# Python packages the tests need (aioice: the foreign agent Scripts/aioice-agent.py), in a venv of
+# their own under .build/pyenv, so the system's Python is never changed. The tests find it there
+# (or at $NATLAB_PYTHON). python3-venv comes from Debian when `python3 -m venv` is missing.
+natlab_install_python_test_deps() {
+    local venv="$NATLAB_ROOT/.build/pyenv"
+    export NATLAB_PYTHON="$venv/bin/python"
+    if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import aioice" 2>/dev/null; then return 0; fi
+    if ! python3 -m venv --help >/dev/null 2>&1; then natlab_install_packages python3-venv || return 1; fi
+    echo "natlab: installing aioice into $venv" >&2
+    mkdir -p "$NATLAB_ROOT/.build"
+    python3 -m venv "$venv" >&2 && "$venv/bin/pip" install -q aioice >&2
 }
 
 natlab_require_swift() {
@@ -44,24 +60,26 @@ natlab_build() {
     (cd "$NATLAB_ROOT" && swift build -c "$config" --product natlab "${static[@]}" >&2)
 }
 
-# Debian's coturn package starts a system turnserver (root namespace, /etc/turnserver.conf) when
-# systemd runs: stop and disable it; tests and benchmarks start their own inside lab namespaces.
-# (Never the init script's `stop`: it kills every process named turnserver, labs' included.)
-natlab_no_system_turnserver() {
-    [ -d /run/systemd/system ] || return 0
-    if systemctl is-enabled --quiet coturn.service 2>/dev/null || systemctl is-active --quiet coturn.service 2>/dev/null; then
-        echo "natlab: stopping and disabling the system coturn service (labs run their own)" >&2
-        systemctl disable --now coturn.service >&2 || true
+# Debian's coturn package can start a system turnserver that holds port 3478 in the host's namespace:
+# under systemd coturn.service (enabled on install), under sysvinit /etc/init.d/coturn when
+# /etc/default/coturn sets TURNSERVER_ENABLED=1. natlab's tests and benchmarks start their own
+# turnserver explicitly, so disable and stop that service — and only it: never `/etc/init.d/coturn
+# stop` (its start-stop-daemon --exec kills every turnserver on the machine, other labs' too).
+natlab_quiet_coturn() {
+    [ "$(id -u)" -eq 0 ] || return 0
+    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        if systemctl is-enabled --quiet coturn 2>/dev/null || systemctl is-active --quiet coturn 2>/dev/null; then
+            echo "natlab: disabling and stopping the system coturn service (it would hold port 3478)" >&2
+            systemctl disable --now coturn >&2 || true
+        fi
+    elif grep -qs '^[[:space:]]*TURNSERVER_ENABLED=1' /etc/default/coturn; then
+        echo "natlab: disabling the system coturn service (TURNSERVER_ENABLED in /etc/default/coturn)" >&2
+        sed -i 's/^[[:space:]]*TURNSERVER_ENABLED=1/#TURNSERVER_ENABLED=1/' /etc/default/coturn
+        # The service's daemon: its pidfile, started with the system configuration.
+        local pid; pid=$(cat /var/run/turnserver.pid 2>/dev/null || true)
+        if [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- '-c /etc/turnserver.conf'; then
+            kill "$pid" || true
+        fi
     fi
 }
 
-# Python packages the interop tests import (aioice), installed with `pip install --target` into
-# .build/interop-python when missing: nothing of the system's Python changes (no PEP 668 override,
-# no venv needed); the tests put that directory on PYTHONPATH (NATLAB_INTEROP_PYTHONPATH).
-NATLAB_INTEROP_PYTHONPATH=${NATLAB_INTEROP_PYTHONPATH:-$NATLAB_ROOT/.build/interop-python}
-natlab_install_python_interop() {
-    if PYTHONPATH="$NATLAB_INTEROP_PYTHONPATH" python3 -c 'import aioice' 2>/dev/null; then return 0; fi
-    if ! python3 -m pip --version >/dev/null 2>&1; then natlab_install_packages python3-pip || return 1; fi
-    echo "natlab: installing aioice into $NATLAB_INTEROP_PYTHONPATH" >&2
-    python3 -m pip install --quiet --disable-pip-version-check --target "$NATLAB_INTEROP_PYTHONPATH" aioice >&2
-}

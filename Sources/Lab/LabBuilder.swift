@@ -133,7 +133,9 @@ struct LabBuilder {
         case .addVeth(_, let name, let master, let peerNode, let peerName):
             try link.addVeth(name: name, master: master, peerName: peerName, peerNamespace: peers[peerNode]!)
         case .addAddress(_, let name, let cidr):
-            try link.addAddress(cidr, link: name)
+            // IPv6 addresses go in with `nodad`: the plan's addresses are unique by construction, and
+            // duplicate address detection would keep them tentative (unusable) for about a second.
+            try link.addAddress(cidr, link: name, noDAD: BuildStep.isIPv6(cidr))
         case .addRoute(_, let destination, let gateway):
             try link.addRoute(destination: destination, gateway: gateway)
         case .applyNFTables(_, let ruleset):

@@ -34,6 +34,15 @@ public final class LabEngine {
     /// Collects stale labs first. On any failure or signal, removes everything it made and throws.
     public func up(plan: LabPlan, name: String, topologyFile: String,
                    state: LabRecord.State = .up) throws -> (LabRecord, Collection) {
+        let (record, collected, lock) = try build(plan: plan, name: name, topologyFile: topologyFile, state: state)
+        lock.unlock()
+        return (record, collected)
+    }
+
+    /// `up`, returning the lab's lock still held: an owned lab (`natlab run`) keeps it for its life,
+    /// so no `gc` ever takes it for a dead one.
+    func build(plan: LabPlan, name: String, topologyFile: String,
+               state: LabRecord.State) throws -> (LabRecord, Collection, FileLock) {
         if let why = LabNaming.problem(withLabName: name) { throw LabError.invalidName(why) }
         let roleCommands = try RoleLauncher.commands(in: plan)
         let worker = try worker()
@@ -64,8 +73,7 @@ public final class LabEngine {
             lock.unlock()
             throw error
         }
-        lock.unlock()
-        return (record, collected)
+        return (record, collected, lock)
     }
 
     /// Removes a lab: stops its processes, deletes its namespaces, forgets it.
@@ -95,15 +103,18 @@ public final class LabEngine {
     private func collectLocked(all: Bool) throws -> Collection {
         var result = Collection()
         var claimed = Set<String>()
+        var kept = Set<String>()
         for name in store.labNames() {
             let names = namespaces(of: name)
             guard let lock = try? store.tryLock(name) else {
-                claimed.formUnion(names)   // its owner is alive
+                // Its owner is alive, and may be creating namespaces its journal does not list yet.
+                kept.insert(name)
                 continue
             }
             let record = store.record(of: name)
             if !all, record?.state == .up {
                 claimed.formUnion(names)
+                kept.insert(name)
                 lock.unlock()
                 continue
             }
@@ -114,7 +125,10 @@ public final class LabEngine {
             result.labs.append(name)
             lock.unlock()
         }
+        // Orphans: natlab namespaces that no kept lab claims. A namespace's name says its lab, so a
+        // lab being built right now keeps its namespaces even before its journal lists them.
         for ns in NetworkNamespace.list() where ns.hasPrefix(LabNaming.namespacePrefix) && !claimed.contains(ns) {
+            if let lab = LabNaming.lab(ofNamespace: ns), kept.contains(lab) { continue }
             if result.namespaces.contains(ns) { continue }
             let removed = removeNamespaces([ns])
             result.processes += removed.processes

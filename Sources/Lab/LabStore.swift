@@ -155,3 +155,13 @@ public final class FileLock {
 
     deinit { close(fd) }
 }
+
+extension LabStore {
+    /// Drops names from the journal once what they name is gone (`natlab verify`'s temporary nodes).
+    public func unjournal(_ names: [String], of lab: String) {
+        let drop = Set(names)
+        let kept = journaled(of: lab).filter { !drop.contains($0) }
+        let text = kept.map { $0 + "\n" }.joined()
+        try? text.write(toFile: journalPath(of: lab), atomically: true, encoding: .utf8)
+    }
+}

@@ -27,6 +27,11 @@ public enum RoleLauncher {
         switch node.role {
         case .exec(let argv)?:
             return try argv.map { arg throws(LabError) in try substitute(arg, plan: plan, node: node.name) }
+        case .rendezvous?:
+            return [natlabExecutable, "serve", "rendezvous", "--port", "\(rendezvousPort)"]
+        case .stunServer?:
+            // natlab's own STUN server on the host's addresses (two: RFC 5780).
+            return [natlabExecutable, "serve", "stun"] + node.upstreamAddresses.flatMap { ["--listen", $0] }
         case .turnServer?, .coturn?:
             return turnCommand(for: node)
         default:
@@ -37,10 +42,12 @@ public enum RoleLauncher {
     /// Roles natlab knows but cannot start in this version (shown by `up`).
     public static func pending(in plan: LabPlan) -> [(node: String, role: Role)] {
         plan.nodes.compactMap { node in
-            guard let role = node.role else { return nil }
-            if case .exec = role { return nil }
-            if (try? command(for: node, in: plan)) != nil { return nil }
-            return (node.name, role)
+            switch node.role {
+            case nil, .exec?, .rendezvous?, .stunServer?, .turnServer?, .coturn?: return nil
+            // Agents need a peer: `natlab run` starts them per check.
+            case .agent?: return nil
+            case let role?: return (node.name, role)
+            }
         }
     }
 
@@ -54,6 +61,7 @@ public enum RoleLauncher {
         return result
     }
 
+    /// This natlab binary (roles run `natlab serve …` inside their nodes).
     static func substitute(_ arg: String, plan: LabPlan, node: String) throws(LabError) -> String {
         var out = ""
         var rest = Substring(arg)
@@ -122,5 +130,38 @@ public enum RoleLauncher {
             throw error
         }
         return started
+    }
+}
+
+extension RoleLauncher {
+    /// This natlab binary: natlab's own roles run as `natlab serve …` / `natlab agent …`.
+    public static let natlabExecutable: String = {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
+    }()
+
+    /// The rendezvous server's port (`natlab serve rendezvous`).
+    public static let rendezvousPort = 7000
+
+    /// Waits until a process has a socket bound to `port` in its network namespace (read from
+    /// /proc/PID/net/{udp,tcp}, which shows the namespace of that process): a service is ready
+    /// before clients are started. False on timeout or when the process ended.
+    public static func waitForPort(pid: Int32, port: Int, tcp: Bool, timeout: Double) -> Bool {
+        let hex = String(format: ":%04X", port)
+        let end = Date().addingTimeInterval(timeout)
+        repeat {
+            guard LabEngine.isRunning(pid) else { return false }
+            for file in tcp ? ["tcp", "tcp6"] : ["udp", "udp6"] {
+                let text = (try? String(contentsOfFile: "/proc/\(pid)/net/\(file)", encoding: .utf8)) ?? ""
+                for line in text.split(separator: "\n").dropFirst() {
+                    let fields = line.split(separator: " ")
+                    // local_address is field 1; a TCP listener has state 0A.
+                    if fields.count > 3, fields[1].hasSuffix(hex), !tcp || fields[3] == "0A" { return true }
+                }
+            }
+            usleep(10_000)
+        } while Date() < end
+        return false
     }
 }

@@ -19,40 +19,46 @@ public enum NamespaceExec {
         guard let program = argv.first, !program.isEmpty else {
             return .invalidArgument("exec: no command given")
         }
-        // Strings for C: strdup'd and freed only if exec fails (on success the process image is gone).
-        let cStrings = argv.map { strdup($0) }
-        defer { cStrings.forEach { free($0) } }
-        var pointers: [UnsafeMutablePointer<CChar>?] = cStrings + [nil]
-        let name = namespacePath.split(separator: "/").last.map(String.init) ?? "netns"
-        var failedStep: UnsafePointer<CChar>?
-        let rc = pointers.withUnsafeMutableBufferPointer { buffer in
-            cls_netns_exec(namespacePath, name, buffer.baseAddress, &failedStep)
+        let (rc, step) = withCArguments(namespacePath, argv) { path, name, args, failedStep in
+            Int32(cls_netns_exec(path, name, args, failedStep))
         }
-        let step = failedStep.map { String(cString: $0) } ?? "exec"
         let context = step == "execvp" ? "'\(program)' in \(namespacePath)" : "for '\(program)' in \(namespacePath)"
-        return .fromNegative(rc, call: step, context: context)
+        return .fromNegative(rc, call: step ?? "exec", context: context)
     }
 
     /// Starts `argv` inside the namespace as a child process, with the same view as `exec` (its own
     /// `/sys`), default signal handling and, with `newSession`, detached from natlab's session so it
-    /// outlives the natlab command that started it (`natlab up` leaves roles running).
-    /// `stdin`/`stdout`/`stderr` are file descriptors for the child (-1: inherit). Returns its pid once
-    /// the program has really started (exec succeeded); a failure before that is thrown with its step.
+    /// outlives the natlab command that started it (`natlab up` leaves roles running). The child
+    /// inherits no file descriptor but the three given (-1: natlab's own).
+    /// Returns its pid once the program has really started (exec succeeded); a failure before that is
+    /// thrown with its step.
     public static func spawn(namespacePath: String, argv: [String], stdin: Int32 = -1, stdout: Int32 = -1,
                              stderr: Int32 = -1, newSession: Bool = true) throws(LinuxNetworkingError) -> pid_t {
         guard let program = argv.first, !program.isEmpty else {
             throw .invalidArgument("spawn: no command given")
         }
+        let (rc, step) = withCArguments(namespacePath, argv) { path, name, args, failedStep in
+            cls_netns_spawn(path, name, args, stdin, stdout, stderr, newSession ? 1 : 0, failedStep)
+        }
+        if rc >= 0 { return rc }
+        throw .fromNegative(rc, call: step ?? "spawn", context: "'\(program)' in \(namespacePath)")
+    }
+
+    /// argv as a NULL-terminated C array (strdup'd; freed after `body` — which for a successful
+    /// exec never returns, the process image being gone), the namespace's name for the sysfs mount,
+    /// and the C helper's failed-step report.
+    private static func withCArguments(
+        _ namespacePath: String, _ argv: [String],
+        _ body: (String, String, UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?, UnsafeMutablePointer<UnsafePointer<CChar>?>) -> Int32
+    ) -> (Int32, String?) {
         let cStrings = argv.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         var pointers: [UnsafeMutablePointer<CChar>?] = cStrings + [nil]
         let name = namespacePath.split(separator: "/").last.map(String.init) ?? "netns"
         var failedStep: UnsafePointer<CChar>?
         let rc = pointers.withUnsafeMutableBufferPointer { buffer in
-            cls_netns_spawn(namespacePath, name, buffer.baseAddress, stdin, stdout, stderr, newSession ? 1 : 0, &failedStep)
+            body(namespacePath, name, buffer.baseAddress, &failedStep)
         }
-        if rc >= 0 { return rc }
-        let step = failedStep.map { String(cString: $0) } ?? "spawn"
-        throw .fromNegative(rc, call: step, context: "'\(program)' in \(namespacePath)")
+        return (rc, failedStep.map { String(cString: $0) })
     }
 }

@@ -40,6 +40,9 @@ public struct NATProfile: Sendable, Equatable, Codable {
     /// Which external address a host gets when the router has several (YAML `pooling:`).
     /// Only used when the ruleset context has more than one WAN address.
     public var pooling: Pooling
+    /// `block-udp: true`: the router drops all UDP it would forward, both ways (a UDP-blocking
+    /// corporate firewall). nil means false; optional so that records written before it decode.
+    public var blockUDP: Bool?
 
     /// External port choice for new mappings.
     public enum PortAssignment: Sendable, Equatable, Codable, CustomStringConvertible {
@@ -98,10 +101,16 @@ public struct NATRulesetContext: Sendable, Equatable {
     public var wanAddresses: [String]
     /// The router's LAN subnets, CIDR.
     public var lanSubnets: [String]
-    public init(wanInterface: String, lanInterface: String, wanAddresses: [String], lanSubnets: [String]) {
+    /// The IPv6 prefixes behind the router in a dual-stack lab (its LAN and the routed ones below), CIDR.
+    /// Empty: IPv4 only. Non-empty makes a translating router also filter IPv6, without translating it.
+    public var lanSubnets6: [String]
+    public init(wanInterface: String, lanInterface: String, wanAddresses: [String], lanSubnets: [String],
+                lanSubnets6: [String] = []) {
         self.wanInterface = wanInterface; self.lanInterface = lanInterface
-        self.wanAddresses = wanAddresses; self.lanSubnets = lanSubnets
+        self.wanAddresses = wanAddresses; self.lanSubnets = lanSubnets; self.lanSubnets6 = lanSubnets6
     }
+    /// True in a dual-stack lab.
+    public var hasIPv6: Bool { !lanSubnets6.isEmpty }
 }
 
 /// Every problem found in one `nat:` specification.

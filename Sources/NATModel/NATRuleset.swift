@@ -20,6 +20,10 @@
 //   pool-wide in `ext_ports`. Checked with real UDP (EIM+paired, ADM+ADF+arbitrary), not part of natgen.sh.
 // - Lifetimes use the per-netns sysctls (`sysctls(for:)`, §7.1), not a `ct timeout` object; every map and
 //   set timeout equals the longest UDP conntrack timeout (P8).
+// - IPv6 (dual stack, `context.lanSubnets6` non-empty): never translated (no NAT66). A NAT router adds a
+//   second table, `table ip6 natlab`, with the §9 firewall for IPv6 and the profile's filtering (EIF/ADF
+//   pinholes, APDF from conntrack), so a home router filters IPv6 as it filters IPv4 mappings. Both tables
+//   are one nft transaction. A firewall's `inet` table already covers both families.
 // - Firewall pinhole updates run before `ct state established accept`, so every outbound packet refreshes
 //   the pinhole (REQ-6), as the NAT learn chain does.
 
@@ -44,7 +48,8 @@ public enum NATRuleset {
     public static func render(_ profile: NATProfile, context: NATRulesetContext, table: String) -> String? {
         let problems = problems(in: context, for: profile)
         precondition(problems.isEmpty, "NATRuleset.render: " + problems.map(\.message).joined(separator: "; "))
-        return build(profile, context: context, table: table)?.text
+        let scripts = build(profile, context: context, table: table)
+        return scripts.isEmpty ? nil : scripts.map(\.text).joined(separator: "\n")
     }
 
     /// Every rule in order with its meaning (the teaching view, `natlab nat explain`).
@@ -54,7 +59,13 @@ public enum NATRuleset {
 
     /// Every rule in order, with its chain.
     public static func rules(_ profile: NATProfile, context: NATRulesetContext) -> [Rule] {
-        build(profile, context: context, table: tableName)?.chains.flatMap(\.rules) ?? []
+        build(profile, context: context, table: tableName).flatMap { script in
+            script.chains.flatMap(\.rules).map { rule in
+                var r = rule
+                if script.family == "ip6" { r.chain = "ip6 " + r.chain }
+                return r
+            }
+        }
     }
 
     /// What is wrong with `context` for rendering `profile` (empty when it can be rendered).
@@ -168,11 +179,11 @@ public enum NATRuleset {
         var timeoutText: String
     }
 
-    static func build(_ p: NATProfile, context c: NATRulesetContext, table: String) -> Script? {
+    static func build(_ p: NATProfile, context c: NATRulesetContext, table: String) -> [Script] {
         switch p.kind {
-        case .none: return nil
-        case .firewall: return buildFirewall(p, c, table)
-        case .nat: return buildNAT(p, c, table)
+        case .none: return []
+        case .firewall: return [buildFirewall(p, c, table)]
+        case .nat: return [buildNAT(p, c, table)] + (c.hasIPv6 ? [buildIPv6Filter(p, c, table)] : [])
         }
     }
 
@@ -262,7 +273,7 @@ public enum NATRuleset {
                            "outbound: choose the external address and port of new flows")
         srcnat.add("oifname \(wan) jump snat_out", "translate every new flow leaving through the WAN")
         if p.hairpin {
-            srcnat.add("oifname \(lan) \(ctDaddr) jump snat_out",
+            srcnat.add("iifname \(lan) oifname \(lan) \(ctDaddr) jump snat_out",
                        "hairpin: source becomes the sender's public mapping, not the router's LAN address (REQ-9)")
         }
 
@@ -344,6 +355,9 @@ public enum NATRuleset {
         var input = Chain("input", inputHeader, "the router itself")
         input.add("iifname \(wan) ct state new,invalid drop", dropUnsolicited)
         var forward = Chain("forward", forwardHeader, "forwarding: outbound allowed, inbound only for known flows")
+        if p.blockUDP == true {
+            forward.add("meta l4proto udp drop", "block-udp: no UDP crosses this router, either way (a UDP-blocking firewall)")
+        }
         forward.add("ct state established,related accept",
                     "replies and related ICMP of known flows (APDF comes from conntrack)")
         forward.add("ct state invalid drop", "packets conntrack cannot place")
@@ -367,6 +381,9 @@ public enum NATRuleset {
         let t = "\(mapTimeout(for: p))s"
         var decls: [Decl] = []
         var forward = Chain("forward", forwardHeader, "forwarding: outbound allowed, unsolicited inbound dropped")
+        if p.blockUDP == true {
+            forward.add("meta l4proto udp drop", "block-udp: no UDP crosses this router, either way (a UDP-blocking firewall)")
+        }
         forward.add("ct state invalid drop", "packets conntrack cannot place")
         switch p.filtering {
         case .endpointIndependent:
@@ -413,6 +430,56 @@ public enum NATRuleset {
                       title: ["natlab firewall: " + (p.preset.map { "\($0): " } ?? "") + p.summary,
                               "wan \(c.wanInterface), lan \(c.lanInterface); pinhole lifetime \(t); "
                                 + "load, then flush conntrack (P3)"],
+                      decls: decls, chains: [input, forward], timeoutText: t)
+    }
+
+    // MARK: IPv6 next to NAT44 (dual stack)
+
+    /// A translating router's IPv6 side: the §9 stateful firewall in `table ip6`, with the profile's
+    /// filtering, and no translation (the LAN hosts' global addresses are their public addresses).
+    static func buildIPv6Filter(_ p: NATProfile, _ c: NATRulesetContext, _ table: String) -> Script {
+        let wan = "\"\(c.wanInterface)\"", lan = "\"\(c.lanInterface)\""
+        let t = "\(mapTimeout(for: p))s"
+        var decls: [Decl] = []
+        var forward = Chain("forward", forwardHeader, "IPv6 forwarding: outbound allowed, unsolicited inbound dropped, no translation")
+        if p.blockUDP == true {
+            forward.add("meta l4proto udp drop", "block-udp: no UDP crosses this router, either way (a UDP-blocking firewall)")
+        }
+        forward.add("ct state invalid drop", "IPv6 packets conntrack cannot place")
+        switch p.filtering {
+        case .endpointIndependent:
+            decls.append(Decl(kind: "set", name: "pin6_eif", type: "ipv6_addr . inet_service",
+                              note: "IPv6 inside endpoints that have sent out: pinholes open to everyone (EIF)"))
+            forward.add("iifname \(lan) meta l4proto udp update @pin6_eif { ip6 saddr . udp sport timeout \(t) }",
+                        "EIF: open (or refresh) a pinhole for this IPv6 inside endpoint")
+        case .addressDependent:
+            decls.append(Decl(kind: "set", name: "pin6_adf", type: "ipv6_addr . inet_service . ipv6_addr",
+                              note: "IPv6 (inside endpoint . remote address) pairs: pinholes for that remote address (ADF)"))
+            forward.add("iifname \(lan) meta l4proto udp update @pin6_adf { ip6 saddr . udp sport . ip6 daddr timeout \(t) }",
+                        "ADF: open (or refresh) a pinhole for this IPv6 endpoint and remote address")
+        case .addressAndPortDependent:
+            break
+        }
+        forward.add("ct state established,related accept",
+                    "IPv6 replies and related ICMPv6 of known flows (APDF comes from conntrack)")
+        forward.add("iifname \(lan) accept", "everything the LAN sends out over IPv6, untranslated")
+        switch p.filtering {
+        case .endpointIndependent:
+            forward.add("iifname \(wan) meta l4proto udp ip6 daddr . udp dport @pin6_eif accept",
+                        "EIF: any remote endpoint may reach an open IPv6 pinhole (RFC 4787 REQ-8)")
+        case .addressDependent:
+            forward.add("iifname \(wan) meta l4proto udp ip6 daddr . udp dport . ip6 saddr @pin6_adf accept",
+                        "ADF: remote addresses the IPv6 endpoint has sent to may reach its pinhole")
+        case .addressAndPortDependent:
+            forward.notes.append("APDF: only replies matching a conntrack entry get in")
+        }
+        var input = Chain("input", inputHeader, "the router itself, over IPv6 (neighbour discovery is untracked)")
+        input.add("iifname \(wan) ct state new,invalid drop", dropUnsolicited)
+        return Script(family: "ip6", table: table,
+                      title: ["natlab IPv6 filter of a NAT44 router (no NAT66): " + p.filtering.abbreviation
+                                + " like its IPv4 mappings",
+                              "wan \(c.wanInterface), lan \(c.lanInterface) \(c.lanSubnets6.joined(separator: ", ")); "
+                                + "pinhole lifetime \(t)"],
                       decls: decls, chains: [input, forward], timeoutText: t)
     }
 

@@ -8,7 +8,7 @@ extension NATProfile {
 
     /// Every key a `nat:` mapping accepts.
     public static let fieldNames = [
-        "preset", "mapping", "filtering", "hairpin", "ports", "pooling",
+        "preset", "mapping", "filtering", "hairpin", "ports", "pooling", "block-udp",
         "udp-timeout", "udp-stream-timeout", "tcp-timeout",
     ]
 
@@ -105,6 +105,13 @@ extension NATProfile {
             default: fail("hairpin", "'\(s)' is not a boolean; allowed: true, false")
             }
         }
+        if let s = values["block-udp"] {
+            switch s.lowercased() {
+            case "true", "yes", "on": profile.blockUDP = true
+            case "false", "no", "off": profile.blockUDP = nil
+            default: fail("block-udp", "'\(s)' is not a boolean; allowed: true, false")
+            }
+        }
         if let s = values["ports"] {
             if let p = PortAssignment(spec: s) { explicitPorts = p; profile.ports = p } else {
                 fail("ports", "'\(s)' is not a port assignment; allowed: preserve, random, or a range LOW-HIGH "
@@ -120,7 +127,7 @@ extension NATProfile {
         var udp: Int?, udpStream: Int?
         for key in ["udp-timeout", "udp-stream-timeout", "tcp-timeout"] {
             guard let s = values[key] else { continue }
-            guard let seconds = Duration.seconds(s), (1...maximumTimeout).contains(seconds) else {
+            guard let seconds = DurationText.seconds(s), (1...maximumTimeout).contains(seconds) else {
                 fail(key, "'\(s)' is not a lifetime; use seconds (30) or a number with s, m, h or d (30s, 2m, 1h), "
                      + "from 1s to 5d")
                 continue
@@ -239,19 +246,22 @@ extension NATProfile.PortAssignment {
     }
 }
 
-/// Durations as written in topology files: `30`, `30s`, `2m`, `1h`, `1d`.
-enum Duration {
-    static func seconds(_ text: String) -> Int? {
+/// Durations as written in topology files: `30`, `30s`, `2m`, `1h`, `1d`, and for `milliseconds`
+/// also `250ms`. A bare number is seconds.
+public enum DurationText {
+    public static func seconds(_ text: String) -> Int? {
+        milliseconds(text).flatMap { $0 % 1000 == 0 ? $0 / 1000 : nil }
+    }
+
+    public static func milliseconds(_ text: String) -> Int? {
         let t = text.trimmingWhitespace()
-        guard let last = t.last else { return nil }
-        let factor: Int
+        let units: [(suffix: String, factor: Int)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         var digits = Substring(t)
-        switch last {
-        case "s": factor = 1; digits = digits.dropLast()
-        case "m": factor = 60; digits = digits.dropLast()
-        case "h": factor = 3600; digits = digits.dropLast()
-        case "d": factor = 86400; digits = digits.dropLast()
-        default: factor = 1
+        var factor = 1000
+        for unit in units where t.hasSuffix(unit.suffix) {
+            digits = digits.dropLast(unit.suffix.count)
+            factor = unit.factor
+            break
         }
         guard !digits.isEmpty, digits.count <= 9, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
               let n = Int(digits) else { return nil }

@@ -68,3 +68,22 @@ enum AddressAllocation {
         return (out, unplaced)
     }
 }
+
+/// The IPv6 half of a dual-stack plan: every address mirrors the node's IPv4 address on the same
+/// segment. The interface identifier is the IPv4 host number (address − network) written in decimal and
+/// read as hexadecimal, so 10.1.0.2 ↔ 2001:db8:1::2 and 203.0.113.254 ↔ 2001:db8:ffff::254.
+/// An explicit `address6:` replaces a node's (first) mirrored address.
+enum AddressPlan6 {
+    static func mirror(_ a: IPv4Address, in net: IPv4Network, onto net6: IPv6Network) -> IPv6Address? {
+        let host = a.value &- net.network.value
+        let id = UInt64(String(host), radix: 16)!
+        guard net6.hostBits >= 64 || id < (UInt64(1) << UInt64(net6.hostBits)) else { return nil }
+        return net6.address(id)
+    }
+
+    /// Automatic LAN K: `2001:db8:K::/64`, K's decimal digits read as hexadecimal (router 12 → 2001:db8:12::/64).
+    static func automaticLAN(_ k: Int) -> IPv6Network? {
+        guard let group = UInt64(String(k), radix: 16), group <= 0xffff else { return nil }
+        return IPv6Network(network: IPv6Address(high: 0x2001_0db8_0000_0000 | group << 16, low: 0), prefixLength: 64)
+    }
+}

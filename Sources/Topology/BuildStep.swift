@@ -14,9 +14,10 @@ public enum BuildStep: Sendable, Equatable, Codable {
     case addBridge(node: String, name: String)
     /// `ip -n NS link add NAME [master M] up type veth peer name PEER netns PEERNS`, both ends up.
     case addVeth(node: String, name: String, master: String?, peerNode: String, peerName: String)
-    /// `ip -n NS addr add CIDR dev LINK`.
+    /// `ip -n NS addr add CIDR dev LINK`; an IPv6 CIDR is added with `nodad` (`ip -6 … nodad`): the plan's
+    /// addresses are unique, and duplicate address detection would only keep them tentative for a while.
     case addAddress(node: String, link: String, cidr: String)
-    /// `ip -n NS route add DEST|default via GATEWAY`.
+    /// `ip -n NS route add DEST|default via GATEWAY` (`ip -6` when GATEWAY is IPv6).
     case addRoute(node: String, destination: String?, gateway: String)
     /// `ip netns exec NS nft -f -` with this text, then `ip netns exec NS conntrack -F`: entries made
     /// before the load would keep their old translation (reference/nat-recipes.md, P3).
@@ -30,4 +31,7 @@ public enum BuildStep: Sendable, Equatable, Codable {
             return n
         }
     }
+
+    /// True for an IPv6 address or CIDR (the family of an `addAddress`/`addRoute` step).
+    public static func isIPv6(_ addressOrCIDR: String) -> Bool { addressOrCIDR.contains(":") }
 }

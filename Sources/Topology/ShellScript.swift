@@ -50,9 +50,14 @@ public enum ShellScript {
                 }
                 out.append("  ip -n \(ns(peerNode)) link set \(quote(peerName)) up")
             case .addAddress(let node, let link, let cidr):
-                out.append("  ip -n \(ns(node)) addr add \(quote(cidr)) dev \(quote(link))")
+                if BuildStep.isIPv6(cidr) {
+                    out.append("  ip -6 -n \(ns(node)) addr add \(quote(cidr)) dev \(quote(link)) nodad")
+                } else {
+                    out.append("  ip -n \(ns(node)) addr add \(quote(cidr)) dev \(quote(link))")
+                }
             case .addRoute(let node, let destination, let gateway):
-                out.append("  ip -n \(ns(node)) route add \(quote(destination ?? "default")) via \(quote(gateway))")
+                let family = BuildStep.isIPv6(gateway) ? "-6 " : ""
+                out.append("  ip \(family)-n \(ns(node)) route add \(quote(destination ?? "default")) via \(quote(gateway))")
             case .applyNFTables(let node, let ruleset):
                 var delimiter = "NFT"
                 let lines = ruleset.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)

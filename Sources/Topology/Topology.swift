@@ -121,6 +121,10 @@ public struct Topology: Sendable, Equatable {
     public static let internet = "internet"
     /// The default public core subnet (RFC 5737 TEST-NET-3).
     public static let defaultInternetSubnet = IPv4Network("203.0.113.0/24")!
+    /// The default IPv6 core subnet of a dual-stack lab (RFC 3849 documentation prefix).
+    public static let defaultInternetSubnet6 = IPv6Network("2001:db8:ffff::/64")!
+    /// Automatic IPv6 LANs are /64s of this prefix (RFC 3849): `2001:db8:K::/64`.
+    public static let documentationPrefix6 = IPv6Network("2001:db8::/32")!
     /// Names a node may not take: they name the core or interfaces inside namespaces
     /// (`all` and `default` collide with `/proc/sys/net/ipv4/conf/{all,default}`).
     public static let reservedNames: Set<String> = ["internet", "lan", "wan", "lo", "eth0", "ix", "all", "default"]
@@ -139,10 +143,16 @@ public struct Topology: Sendable, Equatable {
         /// How many consecutive upstream addresses the router takes (YAML `addresses:`): more than one
         /// makes a pool of public addresses, used as `nat.pooling` says. Only for translating routers.
         public var addressCount: Int
+        /// The IPv6 LAN of a dual-stack lab (explicit `lan6:` or automatic); nil in an IPv4-only lab.
+        public var lan6: IPv6Network?
+        /// Explicit IPv6 address on the upstream segment (`address6:`); nil: mirrored from the IPv4 plan.
+        public var address6: IPv6Address?
         public init(name: String, upstream: String = Topology.internet, lan: IPv4Network, lanIsExplicit: Bool = true,
-                    nat: NATProfile, address: IPv4Address? = nil, addressCount: Int = 1) {
+                    nat: NATProfile, address: IPv4Address? = nil, addressCount: Int = 1,
+                    lan6: IPv6Network? = nil, address6: IPv6Address? = nil) {
             self.name = name; self.upstream = upstream; self.lan = lan; self.lanIsExplicit = lanIsExplicit
             self.nat = nat; self.address = address; self.addressCount = addressCount
+            self.lan6 = lan6; self.address6 = address6
         }
         /// True when packets from the LAN keep their source address (`none`, `firewall`).
         public var translates: Bool { nat.kind == .nat }
@@ -155,23 +165,34 @@ public struct Topology: Sendable, Equatable {
         /// Explicit (first) address on the attached segment; nil: next free.
         public var address: IPv4Address?
         public var role: Role?
-        public init(name: String, attach: String, address: IPv4Address? = nil, role: Role? = nil) {
+        /// Explicit IPv6 address (`address6:`) in a dual-stack lab; nil: mirrored from the IPv4 plan.
+        public var address6: IPv6Address?
+        public init(name: String, attach: String, address: IPv4Address? = nil, role: Role? = nil,
+                    address6: IPv6Address? = nil) {
             self.name = name; self.attach = attach; self.address = address; self.role = role
+            self.address6 = address6
         }
     }
 
     public var name: String
     public var description: String?
     public var internetSubnet: IPv4Network
+    /// The IPv6 core subnet; non-nil exactly when the lab is dual-stack (`ipv6: true` or any v6 key).
+    public var internetSubnet6: IPv6Network?
+    public var isDualStack: Bool { internetSubnet6 != nil }
     /// In file order.
     public var routers: [Router]
     /// In file order.
     public var hosts: [Host]
 
+    /// Connectivity checks (`checks:`), in file order; `natlab run` runs them.
+    public var checks: [Check] = []
+
     public init(name: String, description: String? = nil, internetSubnet: IPv4Network = Topology.defaultInternetSubnet,
-                routers: [Router], hosts: [Host]) {
+                routers: [Router], hosts: [Host], checks: [Check] = [], internetSubnet6: IPv6Network? = nil) {
         self.name = name; self.description = description; self.internetSubnet = internetSubnet
-        self.routers = routers; self.hosts = hosts
+        self.internetSubnet6 = internetSubnet6
+        self.routers = routers; self.hosts = hosts; self.checks = checks
     }
 
     public func router(named name: String) -> Router? { routers.first { $0.name == name } }

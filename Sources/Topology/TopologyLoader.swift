@@ -88,6 +88,11 @@ struct Checker {
         var nat: NATProfile?
         var natInvalid = false
         var address: Located<IPv4Address>?
+        var lan6: Located<IPv6Network>?
+        var lan6Invalid = false
+        var address6: Located<IPv6Address>?
+        /// Where a v6 key was written (`lan6:`, `address6:`), for "needs dual stack" errors.
+        var v6Keys: [(key: String, pos: Pos)] = []
         /// `addresses: N` (a pool of public addresses).
         var addressCount: Located<Int>?
         /// Where `pooling:` was written in a `nat:` mapping, if it was.
@@ -98,6 +103,8 @@ struct Checker {
         var namePos: Pos
         var attach: Located<String>?
         var address: Located<IPv4Address>?
+        var address6: Located<IPv6Address>?
+        var v6Keys: [(key: String, pos: Pos)] = []
         var role: Role?
     }
 
@@ -119,7 +126,7 @@ struct Checker {
             return nil
         }
         guard let top = mapping(root, what: "the top level", example: "`routers:` and `hosts:`") else { return nil }
-        checkKeys(top, allowed: ["name", "description", "internet", "routers", "hosts"], in: "the top level")
+        checkKeys(top, allowed: ["name", "description", "ipv6", "internet", "routers", "hosts", "checks"], in: "the top level")
 
         var name = TopologyLoader.defaultName(file: file)
         var namePos: Pos? = nil
@@ -136,15 +143,31 @@ struct Checker {
         var description: String? = nil
         if let d = top.value("description"), !isNull(d) { description = string(d, what: "a description") }
 
+        var ipv6: Located<Bool>? = nil
+        if let v = top.value("ipv6") {
+            if case .scalar(let sc) = v, ["true", "false"].contains(sc.string.lowercased()) {
+                ipv6 = Located(value: sc.string.lowercased() == "true", pos: Pos(v))
+            } else {
+                error(v, "`ipv6` takes true (a dual-stack lab: IPv6 on every segment) or false, found \(Checker.describe(v))")
+            }
+        }
+
         var internetSubnet = Topology.defaultInternetSubnet
         var internetPos = Pos(root)
         var internetValid = true
+        var subnet6: Located<IPv6Network>? = nil
+        var subnet6Invalid = false
+        var topV6Keys: [(key: String, pos: Pos)] = []
         if let inet = top.value("internet"), !isNull(inet) {
             internetPos = Pos(top.keyNode("internet")!)
             if let m = mapping(inet, what: "`internet`", example: "`{ subnet: 203.0.113.0/24 }`") {
-                checkKeys(m, allowed: ["subnet"], in: "`internet`")
+                checkKeys(m, allowed: ["subnet", "subnet6"], in: "`internet`")
                 if let s = m.value("subnet") {
                     if let net = subnet(s) { internetSubnet = net; internetPos = Pos(s) } else { internetValid = false }
+                }
+                if let s = m.value("subnet6") {
+                    topV6Keys.append(("subnet6", Pos(m.keyNode("subnet6")!)))
+                    if let net = ipv6Subnet(s) { subnet6 = Located(value: net, pos: Pos(s)) } else { subnet6Invalid = true }
                 }
             }
         }
@@ -166,9 +189,25 @@ struct Checker {
             error(Pos(root), "the lab has no nodes: add `routers:` and/or `hosts:`")
         }
 
-        return validate(name: name, description: description, internetSubnet: internetSubnet,
-                        internetPos: internetPos, internetValid: internetValid, rootPos: Pos(root),
-                        routers: routers, hosts: hosts)
+        var checks: [RawCheck] = []
+        if let section = top.value("checks"), !isNull(section) { checks = readChecks(section) }
+        validateChecks(checks, hosts: Set(hosts.map(\.name)), routers: Set(routers.map(\.name)))
+
+        // Dual stack: `ipv6: true`, or any IPv6 key without `ipv6: false`.
+        let v6Keys = topV6Keys + routers.flatMap(\.v6Keys) + hosts.flatMap(\.v6Keys)
+        var dualStack = ipv6?.value ?? !v6Keys.isEmpty
+        if ipv6?.value == false {
+            for k in v6Keys {
+                error(k.pos, "`\(k.key)` is an IPv6 setting, but the lab says `ipv6: false`: remove one of them")
+            }
+            dualStack = false
+        }
+        let v6 = V6Settings(enabled: dualStack, subnet: subnet6, subnetInvalid: subnet6Invalid)
+        var topology = validate(name: name, description: description, internetSubnet: internetSubnet,
+                                internetPos: internetPos, internetValid: internetValid, rootPos: Pos(root),
+                                routers: routers, hosts: hosts, v6: v6)
+        topology?.checks = checks.map(\.check)
+        return topology
     }
 
     mutating func readRouter(_ e: MappingView.Entry) -> RawRouter {
@@ -180,7 +219,7 @@ struct Checker {
             r.nat = Checker.defaultNAT
             return r
         }
-        checkKeys(m, allowed: ["upstream", "lan", "nat", "address", "addresses"], in: "router '\(e.key)'")
+        checkKeys(m, allowed: ["upstream", "lan", "lan6", "nat", "address", "address6", "addresses"], in: "router '\(e.key)'")
         if let u = m.value("upstream"), let s = string(u, what: "a router name or `internet`") {
             r.upstream = Located(value: s, pos: Pos(u))
         }
@@ -197,6 +236,14 @@ struct Checker {
             r.nat = Checker.defaultNAT
         }
         if let a = m.value("address") { r.address = address(a) }
+        if let l = m.value("lan6") {
+            r.v6Keys.append(("lan6", Pos(m.keyNode("lan6")!)))
+            if let net = ipv6Subnet(l) { r.lan6 = Located(value: net, pos: Pos(l)) } else { r.lan6Invalid = true }
+        }
+        if let a = m.value("address6") {
+            r.v6Keys.append(("address6", Pos(m.keyNode("address6")!)))
+            r.address6 = ipv6Address(a)
+        }
         if let a = m.value("addresses") {
             if case .scalar(let s) = a, let n = Int(s.string), (1...Checker.maximumPoolSize).contains(n) {
                 r.addressCount = Located(value: n, pos: Pos(a))
@@ -221,13 +268,17 @@ struct Checker {
             }
             return h
         }
-        checkKeys(m, allowed: ["attach", "address", "run"], in: "host '\(e.key)'")
+        checkKeys(m, allowed: ["attach", "address", "address6", "run"], in: "host '\(e.key)'")
         if let a = m.value("attach") {
             if let s = string(a, what: "a router name or `internet`") { h.attach = Located(value: s, pos: Pos(a)) }
         } else {
             error(e.keyNode, "host '\(e.key)' needs `attach:` (a router name or `internet`)")
         }
         if let a = m.value("address") { h.address = address(a) }
+        if let a = m.value("address6") {
+            h.v6Keys.append(("address6", Pos(m.keyNode("address6")!)))
+            h.address6 = ipv6Address(a)
+        }
         if let r = m.value("run"), !isNull(r) { h.role = role(r) }
         return h
     }
@@ -393,6 +444,30 @@ struct Checker {
         guard let s = string(node, what: "an IPv4 address") else { return nil }
         if let a = IPv4Address(s) { return Located(value: a, pos: Pos(node)) }
         error(node, "invalid IPv4 address '\(s)'" + (s.contains("/") ? ": give the address without a prefix length" : ""))
+        return nil
+    }
+
+    mutating func ipv6Subnet(_ node: Node) -> IPv6Network? {
+        guard let s = string(node, what: "an IPv6 subnet like 2001:db8:1::/64") else { return nil }
+        switch IPv6Network.parse(s) {
+        case .ok(let n):
+            if n.prefixLength > 120 {
+                error(node, "IPv6 subnet '\(s)' is too small: use a /64 (at most /120)")
+                return nil
+            }
+            return n
+        case .malformed:
+            error(node, "invalid IPv6 subnet '\(s)': expected an IPv6 CIDR like 2001:db8:1::/64")
+        case .hostBitsSet(let suggestion):
+            error(node, "IPv6 subnet '\(s)' has host bits set; did you mean '\(suggestion)'?")
+        }
+        return nil
+    }
+
+    mutating func ipv6Address(_ node: Node) -> Located<IPv6Address>? {
+        guard let s = string(node, what: "an IPv6 address") else { return nil }
+        if let a = IPv6Address(s) { return Located(value: a, pos: Pos(node)) }
+        error(node, "invalid IPv6 address '\(s)'" + (s.contains("/") ? ": give the address without a prefix length" : ""))
         return nil
     }
 

@@ -1,9 +1,17 @@
 import NATModel
 
+/// The IPv6 side of a topology file as read: whether the lab is dual-stack and its core subnet.
+struct V6Settings {
+    var enabled = false
+    var subnet: Located<IPv6Network>? = nil
+    var subnetInvalid = false
+}
+
 // Stage 2: semantic validation of the raw declarations (names, references, cycles, address plan).
 extension Checker {
     mutating func validate(name: String, description: String?, internetSubnet: IPv4Network, internetPos: Pos,
-                           internetValid: Bool, rootPos: Pos, routers raw: [RawRouter], hosts: [RawHost]) -> Topology? {
+                           internetValid: Bool, rootPos: Pos, routers raw: [RawRouter], hosts: [RawHost],
+                           v6: V6Settings = V6Settings()) -> Topology? {
         let internet = Topology.internet
         // Names: unique across routers and hosts (duplicates inside one section are duplicate keys).
         var routerIndex: [String: Int] = [:]
@@ -101,10 +109,40 @@ extension Checker {
             if lans[i] == nil { error(r.namePos, "no free automatic LAN for router '\(r.name)': give it a `lan:`") }
         }
 
+        // IPv6 (dual stack): the core /64 and one /64 per router; every LAN is routed (no NAT66), so all
+        // IPv6 subnets share one address realm and must not overlap. Automatic LANs: 2001:db8:K::/64.
+        let internet6: IPv6Network? = v6.enabled && !v6.subnetInvalid ? (v6.subnet?.value ?? Topology.defaultInternetSubnet6) : nil
+        var lans6: [IPv6Network?] = raw.map { v6.enabled ? $0.lan6?.value : nil }
+        if v6.enabled {
+            var taken6 = raw.compactMap { $0.lan6?.value } + (internet6.map { [$0] } ?? [])
+            for (i, r) in raw.enumerated() where r.lan6 == nil && !r.lan6Invalid {
+                var k = i + 1
+                while let net = AddressPlan6.automaticLAN(k) {
+                    if !taken6.contains(where: { $0.overlaps(net) }) { lans6[i] = net; taken6.append(net); break }
+                    k += 1
+                }
+                if lans6[i] == nil { error(r.namePos, "no free automatic IPv6 LAN for router '\(r.name)': give it a `lan6:`") }
+            }
+            for (i, r) in raw.enumerated() {
+                guard let lan = r.lan6 else { continue }
+                if let inet = internet6, inet.overlaps(lan.value) {
+                    error(lan.pos, "IPv6 LAN \(lan.value) of '\(r.name)' overlaps the internet subnet6 \(inet)")
+                }
+                for (j, o) in raw.enumerated() where j < i {
+                    if let other = o.lan6, other.value.overlaps(lan.value) {
+                        error(lan.pos, "IPv6 LAN \(lan.value) of '\(r.name)' overlaps \(other.value), the IPv6 LAN of '\(o.name)' "
+                              + "(IPv6 is routed without translation: every IPv6 subnet of a lab must be distinct)")
+                    }
+                }
+            }
+        }
+
         // Segments: the internet core and every router's LAN, with the children on them.
         struct Child {
             var name: String; var address: Located<IPv4Address>?; var count: Int
             var consecutive = false; var namePos: Pos
+            var address6: Located<IPv6Address>? = nil
+            var isRouter = false
             var request: AddressAllocation.Request {
                 .init(name: name, explicit: address?.value, count: count, consecutive: consecutive)
             }
@@ -113,21 +151,26 @@ extension Checker {
             var out: [Child] = []
             for (i, r) in raw.enumerated() where upstreamOK[i] && parent[i] == segment {
                 let n = r.addressCount?.value ?? 1
-                out.append(Child(name: r.name, address: r.address, count: n, consecutive: n > 1, namePos: r.namePos))
+                out.append(Child(name: r.name, address: r.address, count: n, consecutive: n > 1, namePos: r.namePos,
+                                 address6: r.address6, isRouter: true))
             }
             for (i, h) in hosts.enumerated() where hostOK[i] && hostParent[i] == segment {
-                out.append(Child(name: h.name, address: h.address, count: h.role?.addressCount ?? 1, namePos: h.namePos))
+                out.append(Child(name: h.name, address: h.address, count: h.role?.addressCount ?? 1, namePos: h.namePos,
+                                 address6: h.address6))
             }
             return out
         }
         // Upstream addresses of every router whose segment's plan fits, for the NAT context check below.
         var allocated: [String: [IPv4Address]] = [:]
-        func checkSegment(_ net: IPv4Network, gateway: IPv4Address, owner: String, gatewayText: String, pos: Pos, children: [Child]) {
+        func checkSegment(_ net: IPv4Network, gateway: IPv4Address, owner: String, gatewayText: String, pos: Pos, children: [Child],
+                          net6: IPv6Network? = nil, pos6: Pos? = nil) {
             let before = diagnostics.count
             defer {
                 if diagnostics.count == before {
                     let plan = AddressAllocation.allocate(net, gateway: gateway, children.map(\.request))
                     allocated.merge(plan.addresses) { a, _ in a }
+                    if let net6 { checkSegment6(net6, net4: net, gateway: gateway, owner: owner, pos: pos6 ?? pos,
+                                                children: children, v4: plan.addresses) }
                     for r in plan.unplaced {
                         let c = children.first { $0.name == r.name }!
                         error(c.namePos, "no room for the \(r.count) consecutive addresses of '\(r.name)' on \(net), the subnet of "
@@ -176,16 +219,44 @@ extension Checker {
                 }
             }
         }
+        // IPv6 addresses mirror the IPv4 plan of the segment (see `AddressPlan6`); explicit ones must be free.
+        func checkSegment6(_ net6: IPv6Network, net4: IPv4Network, gateway: IPv4Address, owner: String, pos: Pos,
+                           children: [Child], v4: [String: [IPv4Address]]) {
+            let tooSmall = "is too small to mirror the IPv4 plan of \(owner) (interface IDs are IPv4 host numbers): use a /64"
+            guard let gw6 = AddressPlan6.mirror(gateway, in: net4, onto: net6) else {
+                error(pos, "IPv6 subnet \(net6) \(tooSmall)")
+                return
+            }
+            var used: [IPv6Address: String] = [gw6: owner == "the internet" ? "the internet core" : owner]
+            for c in children {
+                let mine = v4[c.name] ?? []
+                var six: [IPv6Address?] = (c.isRouter ? Array(mine.prefix(1)) : mine).map { AddressPlan6.mirror($0, in: net4, onto: net6) }
+                if let explicit = c.address6, !six.isEmpty { six[0] = explicit.value }
+                for (k, a) in six.enumerated() {
+                    let at = k == 0 ? (c.address6?.pos ?? c.namePos) : c.namePos
+                    guard let a else { error(pos, "IPv6 subnet \(net6) \(tooSmall)"); return }
+                    if !net6.contains(a) {
+                        error(at, "IPv6 address \(a) of '\(c.name)' is outside \(net6), the IPv6 subnet of \(owner)")
+                    } else if a == net6.network {
+                        error(at, "IPv6 address \(a) of '\(c.name)' is the subnet-router anycast address of \(net6)")
+                    } else if let other = used[a] {
+                        error(at, "IPv6 address \(a) of '\(c.name)' is already used by \(other.hasPrefix("the ") || other.hasPrefix("router ") ? other : "'\(other)'")")
+                    } else {
+                        used[a] = c.name
+                    }
+                }
+            }
+        }
         if internetValid {
             checkSegment(internetSubnet, gateway: internetSubnet.lastUsable, owner: "the internet", 
                          gatewayText: "the internet core's own address (the last usable one)",
-                         pos: internetPos, children: children(of: nil))
+                         pos: internetPos, children: children(of: nil), net6: internet6, pos6: v6.subnet?.pos)
         }
         for (i, r) in raw.enumerated() {
             guard let lan = lans[i] else { continue }
             checkSegment(lan, gateway: lan.firstUsable, owner: "router '\(r.name)'",
                          gatewayText: "the LAN address of router '\(r.name)' (the first usable one)",
-                         pos: r.lan?.pos ?? r.namePos, children: children(of: i))
+                         pos: r.lan?.pos ?? r.namePos, children: children(of: i), net6: lans6[i], pos6: r.lan6?.pos)
         }
 
         // Address pools: only a translating router has use for several public addresses, and a pooling
@@ -249,8 +320,11 @@ extension Checker {
             routers: raw.enumerated().map { i, r in
                 Topology.Router(name: r.name, upstream: r.upstream?.value ?? internet, lan: lans[i]!,
                                 lanIsExplicit: r.lan != nil, nat: r.nat!, address: r.address?.value,
-                                addressCount: r.addressCount?.value ?? 1)
+                                addressCount: r.addressCount?.value ?? 1,
+                                lan6: lans6[i], address6: v6.enabled ? r.address6?.value : nil)
             },
-            hosts: hosts.map { Topology.Host(name: $0.name, attach: $0.attach!.value, address: $0.address?.value, role: $0.role) })
+            hosts: hosts.map { Topology.Host(name: $0.name, attach: $0.attach!.value, address: $0.address?.value, role: $0.role,
+                                             address6: v6.enabled ? $0.address6?.value : nil) },
+            internetSubnet6: internet6)
     }
 }

@@ -26,7 +26,8 @@ struct NatLab: ParsableCommand {
         Exit status: 0 success, 1 failure, 2 bad input (topology, names, arguments).
         """,
         version: "0.1.0",
-        subcommands: [Validate.self, Up.self, Down.self, Status.self, Exec.self, Nat.self, GC.self, Serve.self, RelayStats.self]
+        subcommands: [Validate.self, Run.self, Up.self, Down.self, Status.self, Exec.self, Nat.self, Probe.self, Verify.self,
+                      Observe.self, Agent.self, RelayStats.self, GC.self, Serve.self, BenchClient.self]
     )
 }
 

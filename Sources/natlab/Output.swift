@@ -36,6 +36,10 @@ enum PlanTable {
                 let first = i == 0
                 rows.append([first ? node.name : "", first ? node.kind.rawValue : "", first ? ns : "",
                              interface.name, interface.addresses.joined(separator: " "), first ? detail : ""])
+                // Dual stack: the IPv6 addresses on a line of their own under the interface's IPv4 ones.
+                if let six = interface.addresses6, !six.isEmpty {
+                    rows.append(["", "", "", "", six.joined(separator: " "), ""])
+                }
             }
         }
         return Table.render(rows)

@@ -17,6 +17,11 @@ enum Harness {
 
     static let udpTool = packageRoot + "/Tests/LabIntegrationTests/udp.py"
 
+    /// The Python with aioice: the venv Scripts/test makes (NATLAB_PYTHON overrides).
+    static let python: String = ProcessInfo.processInfo.environment["NATLAB_PYTHON"]
+        ?? (FileManager.default.isExecutableFile(atPath: packageRoot + "/.build/pyenv/bin/python")
+            ? packageRoot + "/.build/pyenv/bin/python" : "python3")
+
     static func topology(_ name: String) -> String { packageRoot + "/Topologies/" + name }
 
     /// A lab name no other test (or earlier run) uses.
@@ -103,6 +108,15 @@ enum Harness {
         let ifs = n["interfaces"] as? [[String: Any]] ?? []
         guard let i = ifs.first(where: { $0["name"] as? String == interface }),
               let addrs = i["addresses"] as? [String], index < addrs.count else { return nil }
+        return String(addrs[index].split(separator: "/")[0])
+    }
+
+    /// A node's IPv6 address on an interface (dual-stack labs), without the prefix length.
+    static func address6(_ lab: [String: Any], node: String, interface: String, index: Int = 0) -> String? {
+        let nodes = (lab["plan"] as? [String: Any])?["nodes"] as? [[String: Any]] ?? []
+        guard let n = nodes.first(where: { $0["name"] as? String == node }),
+              let i = (n["interfaces"] as? [[String: Any]] ?? []).first(where: { $0["name"] as? String == interface }),
+              let addrs = i["addresses6"] as? [String], index < addrs.count else { return nil }
         return String(addrs[index].split(separator: "/")[0])
     }
 

@@ -33,6 +33,16 @@ struct LabLifecycleTests {
         }
     }
 
+    /// Starts a slowed-down `up` (test hook: 150 ms per step) of two-homes and returns once every
+    /// namespace exists and node configuration has begun.
+    static func upHalfWay(_ lab: String) throws -> Harness.Started {
+        let up = try Harness.start(Harness.natlab, ["up", Harness.topology("two-homes.yaml"), "--name", lab],
+                                   environment: ["NATLAB_TEST_STEP_DELAY_MS": "150"])
+        #expect(Harness.waitUntil(timeout: 10) { Harness.namespaces(ofLab: lab).count >= 7 })
+        usleep(300_000)
+        return up
+    }
+
     @Test("two-homes: NAT'd traffic leaves with the NAT's public address, replies return, unsolicited packets do not")
     func twoHomesTraffic() throws {
         try Privilege.require()
@@ -52,11 +62,11 @@ struct LabLifecycleTests {
         let alice = try #require(Harness.address(info, node: "alice", interface: "eth0"))
         #expect(!alice.hasPrefix(wan), "alice must be behind the NAT")
 
-        let reflector = try Self.startReflector(lab: lab, node: "stun", port: 3478)
+        let reflector = try Self.startReflector(lab: lab, node: "stun", port: 3490)
         defer { reflector.process.terminate() }
 
         // Outbound: the reflector sees the NAT's public address; the reply comes back.
-        let first = try Self.probe(lab: lab, node: "alice", bind: 40000, to: "\(stun):3478")
+        let first = try Self.probe(lab: lab, node: "alice", bind: 40000, to: "\(stun):3490")
         let observed = try #require(first.first?["observed"], "no reply from the reflector: \(first)")
         #expect(observed.hasPrefix(wan + ":"), "reflector saw \(observed), expected the NAT's \(wan)")
         let mappedPort = try #require(observed.split(separator: ":").last.map(String.init))
@@ -64,7 +74,7 @@ struct LabLifecycleTests {
         // Inbound without a prior outbound packet to that sender: the relay host sends to the mapping
         // while alice listens with the same socket. APDF: nothing may arrive.
         let listener = try Harness.start(Harness.natlab,
-            ["exec", lab, "alice", "--", "python3", "-u", Harness.udpTool, "probe", "40000", "\(stun):3478"],
+            ["exec", lab, "alice", "--", "python3", "-u", Harness.udpTool, "probe", "40000", "\(stun):3490"],
             environment: ["LISTEN": "1.5"])
         usleep(400_000)
         let send = try Harness.natlab("exec", lab, "relay", "--", "python3", Harness.udpTool, "send", "5555", "\(wan):\(mappedPort)")
@@ -151,19 +161,19 @@ struct LabLifecycleTests {
         let stun = try #require(Harness.address(infoA, node: "stun", interface: "eth0"))
         #expect(Harness.address(infoB, node: "stun", interface: "eth0") == stun)
 
-        let reflectorA = try Self.startReflector(lab: a, node: "stun", port: 3478)
+        let reflectorA = try Self.startReflector(lab: a, node: "stun", port: 3490)
         defer { reflectorA.process.terminate() }
         // Only lab a has a reflector: b's probe must get no answer, a's must.
-        #expect(try Self.probe(lab: a, node: "bob", bind: 41000, to: "\(stun):3478").first?["observed"] != nil)
-        let inB = try Harness.natlab("exec", b, "bob", "--", "python3", Harness.udpTool, "probe", "41000", "\(stun):3478")
+        #expect(try Self.probe(lab: a, node: "bob", bind: 41000, to: "\(stun):3490").first?["observed"] != nil)
+        let inB = try Harness.natlab("exec", b, "bob", "--", "python3", Harness.udpTool, "probe", "41000", "\(stun):3490")
         #expect(inB.stdout.contains("\"observed\": null"), "lab b reached lab a's reflector: \(inB.stdout)")
 
         // Taking a down leaves b intact.
         #expect(try Harness.natlab("down", a).status == 0)
         #expect(Harness.namespaces(ofLab: a).isEmpty)
-        let reflectorB = try Self.startReflector(lab: b, node: "stun", port: 3478)
+        let reflectorB = try Self.startReflector(lab: b, node: "stun", port: 3490)
         defer { reflectorB.process.terminate() }
-        #expect(try Self.probe(lab: b, node: "alice", bind: 41001, to: "\(stun):3478").first?["observed"] != nil)
+        #expect(try Self.probe(lab: b, node: "alice", bind: 41001, to: "\(stun):3490").first?["observed"] != nil)
     }
 
     @Test("kill -9 during up, then gc: nothing is left")
@@ -172,11 +182,7 @@ struct LabLifecycleTests {
         let lab = Harness.uniqueLab("kill")
         defer { _ = try? Harness.natlab("down", lab) }   // only matters when the test fails
         let before = try Harness.hostNetworkState()
-        let up = try Harness.start(Harness.natlab, ["up", Harness.topology("two-homes.yaml"), "--name", lab],
-                                   environment: ["NATLAB_TEST_STEP_DELAY_MS": "150"])
-        // Wait until the build is half-way: namespaces exist and configuration has begun.
-        #expect(Harness.waitUntil(timeout: 10) { Harness.namespaces(ofLab: lab).count >= 7 })
-        usleep(300_000)
+        let up = try Self.upHalfWay(lab)
         kill(up.process.processIdentifier, SIGKILL)
         up.process.waitUntilExit()
         #expect(up.process.terminationReason == .uncaughtSignal)
@@ -198,10 +204,7 @@ struct LabLifecycleTests {
         try Privilege.require()
         let lab = Harness.uniqueLab("sig\(signal)")
         defer { _ = try? Harness.natlab("down", lab) }   // only matters when the test fails
-        let up = try Harness.start(Harness.natlab, ["up", Harness.topology("two-homes.yaml"), "--name", lab],
-                                   environment: ["NATLAB_TEST_STEP_DELAY_MS": "150"])
-        #expect(Harness.waitUntil(timeout: 10) { Harness.namespaces(ofLab: lab).count >= 7 })
-        usleep(300_000)
+        let up = try Self.upHalfWay(lab)
         kill(up.process.processIdentifier, signal)
         let err = String(decoding: up.stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         up.process.waitUntilExit()

@@ -141,14 +141,14 @@ struct NATBehaviourTests {
         let stun = try #require(Harness.address(info, node: "stun", interface: "eth0"))
         #expect(home.hasPrefix("100.64."), "the home NAT's WAN is in the CGNAT's shared space")
 
-        let reflector = try LabLifecycleTests.startReflector(lab: lab, node: "stun", port: 3478)
+        let reflector = try LabLifecycleTests.startReflector(lab: lab, node: "stun", port: 3490)
         defer { reflector.process.terminate() }
-        let carol = try LabLifecycleTests.probe(lab: lab, node: "carol", bind: 40000, to: "\(stun):3478")
+        let carol = try LabLifecycleTests.probe(lab: lab, node: "carol", bind: 40000, to: "\(stun):3490")
         let seen = try #require(carol.first?["observed"] ?? nil, "no reply came back to carol: \(carol)")
         #expect(seen.hasPrefix(cgnat + ":"), "stun saw \(seen), expected the CGNAT's \(cgnat)")
         // dave has the same private ip:port behind another home NAT: same public address, another port
         // (strict EIM at the CGNAT, no port overloading).
-        let dave = try LabLifecycleTests.probe(lab: lab, node: "dave", bind: 40000, to: "\(stun):3478")
+        let dave = try LabLifecycleTests.probe(lab: lab, node: "dave", bind: 40000, to: "\(stun):3490")
         let daveSeen = try #require(dave.first?["observed"] ?? nil, "no reply came back to dave: \(dave)")
         #expect(daveSeen.hasPrefix(cgnat + ":"))
         #expect(daveSeen != seen, "two customers got the same public mapping")

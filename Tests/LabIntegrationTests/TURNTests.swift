@@ -12,8 +12,8 @@ struct TURNTests {
     static let probe = Harness.packageRoot + "/Tests/LabIntegrationTests/turn_probe.py"
     static let aioiceAgent = Harness.packageRoot + "/Tests/LabIntegrationTests/turn_aioice.py"
     /// Where Scripts/test installs aioice (pip --target: nothing of the system's Python changes).
-    static let pythonPath = ProcessInfo.processInfo.environment["NATLAB_INTEROP_PYTHONPATH"]
-        ?? Harness.packageRoot + "/.build/interop-python"
+    /// The Python with aioice (Scripts/test's venv).
+    static let python = Harness.python
 
     /// Brings the relay lab up; the caller takes it down.
     static func up() throws -> String {
@@ -93,15 +93,15 @@ struct TURNTests {
 
     /// Runs two aioice agents (alice and bob, both behind symmetric NATs), relay-only through `server`.
     static func aioicePair(_ lab: String, server: String, transport: String) throws -> (a: Harness.Result, b: Harness.Result) {
-        guard FileManager.default.fileExists(atPath: pythonPath + "/aioice") else {
-            throw TURNTestError("aioice not found in \(pythonPath): Scripts/test installs it (pip install --target)")
+        guard (try? Harness.run(python, ["-c", "import aioice"]).status) == 0 else {
+            throw TURNTestError("aioice is not importable with \(python): Scripts/test installs it into .build/pyenv")
         }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("natlab-aioice-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let env = ["PYTHONPATH": pythonPath]
-        let a = try Harness.start(Harness.natlab, ["exec", lab, "alice", "--", "timeout", "60", "python3", aioiceAgent, "a", dir, server, "3478", "alice", "secret", transport], environment: env)
-        let b = try Harness.run(Harness.natlab, ["exec", lab, "bob", "--", "timeout", "60", "python3", aioiceAgent, "b", dir, server, "3478", "bob", "secret", transport], environment: env)
+        let env: [String: String] = [:]
+        let a = try Harness.start(Harness.natlab, ["exec", lab, "alice", "--", "timeout", "60", python, aioiceAgent, "a", dir, server, "3478", "alice", "secret", transport], environment: env)
+        let b = try Harness.run(Harness.natlab, ["exec", lab, "bob", "--", "timeout", "60", python, aioiceAgent, "b", dir, server, "3478", "bob", "secret", transport], environment: env)
         let out = a.stdout.fileHandleForReading.readDataToEndOfFile()
         let err = a.stderr.fileHandleForReading.readDataToEndOfFile()
         a.process.waitUntilExit()

@@ -21,6 +21,9 @@ enum Golden {
 
 let home = NATRulesetContext(wanInterface: "wan", lanInterface: "br0", wanAddresses: ["203.0.113.1"],
                              lanSubnets: ["10.0.1.0/24"])
+/// The same home router in a dual-stack lab: its LAN also has an IPv6 /64 (never translated).
+let homeDual = NATRulesetContext(wanInterface: "wan", lanInterface: "br0", wanAddresses: ["203.0.113.1"],
+                                 lanSubnets: ["10.0.1.0/24"], lanSubnets6: ["2001:db8:1::/64"])
 let poolContext = NATRulesetContext(wanInterface: "wan", lanInterface: "br0",
                                     wanAddresses: ["203.0.113.22", "203.0.113.21", "203.0.113.24", "203.0.113.23"],
                                     lanSubnets: ["100.64.0.0/10"])
@@ -30,6 +33,38 @@ private func profile(_ pairs: KeyValuePairs<String, String>) throws -> NATProfil
 }
 
 @Suite struct GoldenTests {
+    static let dualCases: [(name: String, spec: KeyValuePairs<String, String>)] = [
+        ("dual-stack-port-restricted-cone", ["preset": "port-restricted-cone"]),
+        ("dual-stack-full-cone", ["preset": "full-cone"]),
+        ("dual-stack-restricted-cone", ["preset": "restricted-cone", "udp-timeout": "1m"]),
+    ]
+
+    @Test(arguments: dualCases.indices)
+    func goldenDualStack(index: Int) throws {
+        let c = Self.dualCases[index]
+        let p = try profile(c.spec)
+        let text = try #require(NATRuleset.render(p, context: homeDual))
+        try Golden.check(c.name, text)
+        // The IPv4 table is exactly the single-stack one; the IPv6 filter follows it.
+        let v4 = try #require(NATRuleset.render(p, context: home))
+        #expect(text.hasPrefix(v4 + "\n# natlab IPv6 filter"))
+        let v6 = text.components(separatedBy: "table ip6 natlab {")[1]
+        #expect(!v6.contains("nat hook") && !v6.contains("snat") && !v6.contains("dnat"), "no NAT66")
+    }
+
+    @Test func firewallIsTheSameInDualStack() throws {
+        for f in ["endpoint-independent", "address-dependent", "address-and-port-dependent"] {
+            let p = try profile(["preset": "firewall", "filtering": f])
+            #expect(NATRuleset.render(p, context: homeDual) == NATRuleset.render(p, context: home))
+        }
+    }
+
+    @Test func dualStackRulesAreExplained() throws {
+        let rules = NATRuleset.explain(try NATProfile.parse(preset: "restricted-cone"), context: homeDual)
+        #expect(rules.contains { $0.rule.hasPrefix("[ip6 forward] ") && $0.rule.contains("@pin6_adf") })
+        #expect(rules.contains { $0.rule == #"[ip6 input] iifname "wan" ct state new,invalid drop"# })
+    }
+
     static let cases: [(name: String, spec: KeyValuePairs<String, String>, pool: Bool)] = [
         ("port-restricted-cone", ["preset": "port-restricted-cone"], false),
         ("full-cone-hairpin", ["preset": "full-cone", "hairpin": "true"], false),
@@ -61,7 +96,10 @@ private func profile(_ pairs: KeyValuePairs<String, String>) throws -> NATProfil
             #"iifname "wan" ip daddr 203.0.113.1 meta l4proto udp dnat ip to udp dport map @ext2int"#,
             #"iifname "br0" ip daddr 203.0.113.1 meta l4proto udp dnat ip to udp dport map @ext2int"#,
             #"oifname "wan" jump snat_out"#,
-            #"oifname "br0" ct original ip daddr 203.0.113.1 jump snat_out"#,
+            // The recipe's `oifname "br0" ct original ip daddr …` also SNATed *inbound* EIF/ADF packets (their
+            // original destination is the WAN address too): `natlab verify` caught it, so natlab adds
+            // `iifname "br0"` (hairpin traffic only).
+            #"iifname "br0" oifname "br0" ct original ip daddr 203.0.113.1 jump snat_out"#,
             "meta l4proto udp snat ip to 203.0.113.1 : ip saddr . udp sport map @int2ext",
             "meta l4proto udp udp sport @ext2int snat ip to 203.0.113.1 random",
             "meta l4proto udp snat ip to 203.0.113.1",

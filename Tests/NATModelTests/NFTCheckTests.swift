@@ -23,6 +23,7 @@ import TestSupport
         var rejected = 0
         let contexts: [(String, NATRulesetContext, String?)] = [
             ("single", home, nil), ("pool-paired", poolContext, "paired"), ("pool-arbitrary", poolContext, "arbitrary"),
+            ("dual-stack", homeDual, nil),
         ]
         for m in mappings {
             for f in filterings {
@@ -49,14 +50,23 @@ import TestSupport
             for t in timeouts {
                 let fields = [(key: "preset", value: NATSpecValue.scalar("firewall")), (key: "filtering", value: .scalar(f))]
                     + t.map { (key: $0.0, value: NATSpecValue.scalar($0.1)) }
-                out.append(Combination(label: "firewall filtering=\(f) timeouts=\(!t.isEmpty)",
-                                       profile: try! NATProfile.parse(fields: fields), context: home))
+                for (cname, context) in [("single", home), ("dual-stack", homeDual)] {
+                    out.append(Combination(label: "firewall filtering=\(f) timeouts=\(!t.isEmpty) [\(cname)]",
+                                           profile: try! NATProfile.parse(fields: fields), context: context))
+                }
             }
         }
         for name in NATProfile.presetNames where name != "none" {
-            for (cname, context) in [("single", home), ("pool", poolContext)] {
+            for (cname, context) in [("single", home), ("pool", poolContext), ("dual-stack", homeDual)] {
                 out.append(Combination(label: "preset \(name) [\(cname)]", profile: try! NATProfile.parse(preset: name),
                                        context: context))
+            }
+        }
+        for preset in ["port-restricted-cone", "firewall"] {
+            let fields: [(key: String, value: NATSpecValue)] = [("preset", .scalar(preset)), ("block-udp", .scalar("true"))]
+            for (cname, context) in [("single", home), ("dual-stack", homeDual)] {
+                out.append(Combination(label: "preset \(preset) block-udp [\(cname)]",
+                                       profile: try! NATProfile.parse(fields: fields), context: context))
             }
         }
         return (out, rejected)
@@ -64,10 +74,11 @@ import TestSupport
 
     @Test func combinationCount() {
         let (accepted, rejected) = Self.combinations()
-        // NAT: EIM 3 ports × 3 filterings × 2 hairpin × 2 timeouts × 3 contexts = 108; ADM and APDM
-        // reject `ports: preserve`: 2 × 72 = 144 accepted, 2 × 36 = 72 rejected. Firewall 3 × 2, presets 6 × 2.
-        #expect(accepted.count == 108 + 144 + 6 + 12)
-        #expect(rejected == 72)
+        // NAT: EIM 3 ports × 3 filterings × 2 hairpin × 2 timeouts × 4 contexts (single, 2 pools, dual stack)
+        // = 144; ADM and APDM reject `ports: preserve`: 2 × 96 = 192 accepted, 2 × 48 = 96 rejected.
+        // Firewall 3 × 2 × 2 contexts, presets 6 × 3 contexts, block-udp 2 presets × 2 contexts.
+        #expect(accepted.count == 144 + 192 + 12 + 18 + 4)
+        #expect(rejected == 96)
     }
 
     @Test(.enabled(if: Privilege.shouldRun), .timeLimit(.minutes(1)))
@@ -100,12 +111,14 @@ import TestSupport
     @Test(.enabled(if: Privilege.shouldRun))
     func reapplyingLeavesOneTable() throws {
         try Privilege.require()
-        for (preset, family) in [("cgnat", "ip"), ("firewall", "inet")] {
-            let script = NATRuleset.render(try NATProfile.parse(preset: preset), context: home)!
+        for (preset, context, tables) in [("cgnat", home, "table ip natlab\n"), ("firewall", home, "table inet natlab\n"),
+                                          ("cgnat", homeDual, "table ip natlab\ntable ip6 natlab\n"),
+                                          ("firewall", homeDual, "table inet natlab\n")] {
+            let script = NATRuleset.render(try NATProfile.parse(preset: preset), context: context)!
             // Another table in the namespace (e.g. the observer's counters) must survive the reload.
             let r = try Self.run(script, shell: "nft add table ip other && nft -f \"$1\" && nft -f \"$1\" && nft list tables")
             #expect(r.status == 0, "\(r.output)")
-            #expect(r.output == "table ip other\ntable \(family) natlab\n", "\(preset)")
+            #expect(r.output == "table ip other\n" + tables, "\(preset) \(context.hasIPv6 ? "dual" : "v4")")
         }
     }
 

@@ -90,12 +90,12 @@ private func parseErrors(_ pairs: KeyValuePairs<String, String>) -> [NATSpecErro
     }
 
     @Test func durations() {
-        #expect(Duration.seconds("30") == 30)
-        #expect(Duration.seconds("30s") == 30)
-        #expect(Duration.seconds("2m") == 120)
-        #expect(Duration.seconds("1h") == 3600)
-        #expect(Duration.seconds(" 1d ") == 86400)
-        for bad in ["", "s", "-5", "1.5s", "10x", "m2", "1e3"] { #expect(Duration.seconds(bad) == nil, "\(bad)") }
+        #expect(DurationText.seconds("30") == 30)
+        #expect(DurationText.seconds("30s") == 30)
+        #expect(DurationText.seconds("2m") == 120)
+        #expect(DurationText.seconds("1h") == 3600)
+        #expect(DurationText.seconds(" 1d ") == 86400)
+        for bad in ["", "s", "-5", "1.5s", "10x", "m2", "1e3"] { #expect(DurationText.seconds(bad) == nil, "\(bad)") }
     }
 
     @Test func overridesPreset() throws {
@@ -207,5 +207,17 @@ private func parseErrors(_ pairs: KeyValuePairs<String, String>) -> [NATSpecErro
         #expect(e.map(\.key) == ["maping", "preset", "filtering", "hairpin", "ports", "pooling",
                                  "udp-timeout", "tcp-timeout"])
         #expect(e[1].message.contains("did you mean 'cgnat'?"))
+    }
+
+    @Test func blockUDP() throws {
+        let p = try NATProfile.parse(fields: [("preset", .scalar("firewall")), ("block-udp", .scalar("true"))])
+        #expect(p.blockUDP == true)
+        let context = NATRulesetContext(wanInterface: "wan", lanInterface: "lan", wanAddresses: ["203.0.113.1"],
+                                        lanSubnets: ["10.1.0.0/24"])
+        let text = try #require(NATRuleset.render(p, context: context))
+        #expect(text.contains("meta l4proto udp drop"))
+        #expect(NATRuleset.render(try NATProfile.parse(preset: "firewall"), context: context)?.contains("udp drop") == false)
+        #expect(throws: NATSpecErrors.self) { try NATProfile.parse(fields: [("block-udp", .scalar("maybe"))]) }
+        #expect(throws: NATSpecErrors.self) { try NATProfile.parse(fields: [("preset", .scalar("none")), ("block-udp", .scalar("true"))]) }
     }
 }

@@ -73,7 +73,7 @@ import Testing
         #expect(problems(yaml) == [
             "1:1: unknown key 'nmae' in the top level; did you mean 'name'?",
             "3:9: unknown key 'nta' in router 'r1'; did you mean 'nat'?",
-            "3:20: unknown key 'colour' in router 'r1' (expected one of: upstream, lan, nat, address, addresses)",
+            "3:20: unknown key 'colour' in router 'r1' (expected one of: upstream, lan, lan6, nat, address, address6, addresses)",
             "5:3: host 'h' needs `attach:` (a router name or `internet`)",
             "5:8: unknown key 'atach' in host 'h'; did you mean 'attach'?",
             "6:13: unknown key 'subnett' in `internet`; did you mean 'subnet'?",

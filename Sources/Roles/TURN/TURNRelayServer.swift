@@ -9,34 +9,6 @@ import NIOCore
 import NIOPosix
 import STUNWire
 
-extension STUNAddress {
-    init?(_ s: SocketAddress) {
-        switch s {
-        case .v4(let a):
-            self.init(ip: .ipv4(UInt32(bigEndian: a.address.sin_addr.s_addr)), port: UInt16(bigEndian: a.address.sin_port))
-        case .v6(let a):
-            var addr = a.address.sin6_addr
-            let bytes = withUnsafeBytes(of: &addr) { Array($0) }
-            guard let ip = STUNIPAddress(bytes: bytes) else { return nil }
-            self.init(ip: ip, port: UInt16(bigEndian: a.address.sin6_port))
-        default:
-            return nil
-        }
-    }
-
-    var socketAddress: SocketAddress? {
-        switch ip {
-        case .ipv4(let v):
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = port.bigEndian
-            sa.sin_addr.s_addr = v.bigEndian
-            return SocketAddress(sa, host: "")
-        case .ipv6:
-            return try? SocketAddress(ipAddress: ip.description, port: Int(port))
-        }
-    }
-}
 
 public struct TURNServerOptions: Sendable {
     public var listen: [STUNAddress]
@@ -93,13 +65,13 @@ public final class TURNRelayServer: @unchecked Sendable {
     public static func start(_ options: TURNServerOptions, logger: Logger = Logger(label: "natlab.turn")) throws -> TURNRelayServer {
         let s = TURNRelayServer(options: options, logger: logger)
         for address in options.listen {
-            guard let sa = address.socketAddress else { throw TURNServerError("cannot listen on \(address)") }
+            let sa = address.socketAddress
             let ch = try s.bootstrap { ServerHandler(relay: s, local: address) }.bind(to: sa).wait()
             try s.loop.submit { s.servers[address] = ch }.wait()
         }
         if options.tcp {
             for address in options.listen {
-                guard let sa = address.socketAddress else { continue }
+                let sa = address.socketAddress
                 let listener = try ServerBootstrap(group: s.group)
                     .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                     .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -217,7 +189,8 @@ public final class TURNRelayServer: @unchecked Sendable {
                 if relay.dirtyConnections.last !== ch { relay.dirtyConnections.append(ch) }
                 return
             }
-            guard let ch = relay.servers[client.server], let sa = client.client.socketAddress else { return }
+            let sa = client.client.socketAddress
+            guard let ch = relay.servers[client.server] else { return }
             var buf = ch.allocator.buffer(capacity: bytes.count)
             buf.writeBytes(bytes)
             ch.write(AddressedEnvelope(remoteAddress: sa, data: buf), promise: nil)
@@ -225,7 +198,8 @@ public final class TURNRelayServer: @unchecked Sendable {
         }
 
         mutating func relay(_ bytes: ArraySlice<UInt8>, fromPort port: UInt16, to peer: STUNAddress) {
-            guard let ch = relay.relays[port], let sa = peer.socketAddress else {
+            let sa = peer.socketAddress
+            guard let ch = relay.relays[port] else {
                 // Not registered with NIO yet (activation is asynchronous): send on the socket itself.
                 if let fd = relay.fds[port] { TURNRelayServer.sendDirect(fd: fd, bytes, to: peer) }
                 return
@@ -337,7 +311,8 @@ public final class TURNRelayServer: @unchecked Sendable {
                 let length = Int(buf.getInteger(at: r + 2, as: UInt16.self)!)
                 guard 4 + length <= n else { return relay.core.drop("malformed") }
                 guard let (port, peer) = relay.core.channelDataTarget(tuple, channel: number, length: length, now: now) else { return }
-                guard let ch = relay.relays[port], let sa = peer.socketAddress, let payload = buf.getSlice(at: r + 4, length: length) else {
+                let sa = peer.socketAddress
+                guard let ch = relay.relays[port], let payload = buf.getSlice(at: r + 4, length: length) else {
                     if let fd = relay.fds[port], let bytes = buf.getBytes(at: r + 4, length: length) {
                         TURNRelayServer.sendDirect(fd: fd, bytes[...], to: peer)
                     }
@@ -385,7 +360,8 @@ public final class TURNRelayServer: @unchecked Sendable {
                 }
                 return
             }
-            guard let server = relay.servers[tuple.server], let sa = tuple.client.socketAddress else { return }
+            let sa = tuple.client.socketAddress
+            guard let server = relay.servers[tuple.server] else { return }
             var out: ByteBuffer
             if let channel {
                 out = server.allocator.buffer(capacity: 4 + n)

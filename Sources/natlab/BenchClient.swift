@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import Roles
+import STUNWire
+
+/// Load generators for `Scripts/bench` (hidden: a benchmark tool, not a user command).
+struct BenchClient: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-client",
+        abstract: "Load generators used by Scripts/bench.",
+        shouldDisplay: false,
+        subcommands: [BenchClientSTUN.self]
+    )
+}
+
+struct BenchClientSTUN: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stun",
+        abstract: "Floods a STUN server with Binding requests (closed loop) and prints responses per second.",
+        discussion: """
+        Each thread keeps --window requests outstanding on each of its --sockets UDP sockets (distinct \
+        source ports, so SO_REUSEPORT servers spread them), sends and receives in batches (sendmmsg, \
+        recvmmsg), and counts valid Binding success responses during --duration seconds after \
+        --warmup. A socket silent for 100 ms has its window refilled (counted as a stall).
+        Output: one JSON object {"sent","received","seconds","stalls","rate"}.
+        """
+    )
+
+    @Option(help: ArgumentHelp("Server transport address (IPv4).", valueName: "IP:PORT"))
+    var server: String
+
+    @Option(help: "Measured seconds.") var duration: Double = 5
+    @Option(help: "Seconds before measuring.") var warmup: Double = 0.5
+    @Option(help: "Threads.") var threads: Int = 1
+    @Option(help: "UDP sockets per thread.") var sockets: Int = 8
+    @Option(help: "Outstanding requests per socket.") var window: Int = 32
+
+    func run() throws {
+        guard let address = STUNAddress(server) else { throw ValidationError("--server: expected IP:PORT") }
+        var o = STUNLoadGenerator.Options(server: address)
+        o.duration = duration
+        o.warmup = warmup
+        o.threads = max(1, threads)
+        o.sockets = max(1, sockets)
+        o.window = max(1, window)
+        let r = try STUNLoadGenerator.run(o)
+        print(String(format: #"{"sent":%d,"received":%d,"seconds":%.3f,"stalls":%d,"rate":%.0f}"#,
+                     r.sent, r.received, r.seconds, r.stalls, r.rate))
+    }
+}
