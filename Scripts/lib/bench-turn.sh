@@ -19,7 +19,7 @@ import json, os, re, statistics, subprocess, sys, tempfile, time
 
 natlab, runs, root = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 env = lambda k, d: int(os.environ.get(k, d))
-PROCS, CLIENTS, MSGS, SIZE, INTERVAL = env("PROCS", 4), env("CLIENTS", 20), env("MSGS", 2000), env("SIZE", 120), env("INTERVAL", 1)
+PROCS, CLIENTS, MSGS, SIZE, INTERVAL = env("PROCS", 8), env("CLIENTS", 20), env("MSGS", 2000), env("SIZE", 120), env("INTERVAL", 1)
 SECONDS, SOCKETS = env("SECONDS", 5), env("SOCKETS", 32)
 lab = "bench-turn"
 topology = """name: bench-turn

@@ -70,6 +70,8 @@ class Client:
             self.state, done = "allocate", 1
         elif r.get("code") == 437 and self.state == "allocate":
             self.state = "delete"  # left over from a lost answer: delete it, then allocate again
+        elif r.get("code") == 437:
+            self.state, done = "allocate", 1  # a retransmitted delete: the first one deleted it
         else:
             raise SystemExit(f"unexpected answer {r}")
         self.send()

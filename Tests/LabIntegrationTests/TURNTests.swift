@@ -11,7 +11,6 @@ struct TURNTests {
     static let relay = "203.0.113.4", coturn = "203.0.113.5", secretRelay = "203.0.113.6", peer = "203.0.113.7"
     static let probe = Harness.packageRoot + "/Tests/LabIntegrationTests/turn_probe.py"
     static let aioiceAgent = Harness.packageRoot + "/Tests/LabIntegrationTests/turn_aioice.py"
-    /// Where Scripts/test installs aioice (pip --target: nothing of the system's Python changes).
     /// The Python with aioice (Scripts/test's venv).
     static let python = Harness.python
 

@@ -9,10 +9,6 @@ import NIOCore
 import NIOPosix
 import STUNWire
 
-/// MSG_DONTWAIT from <bits/socket.h> (0x40 on every Linux architecture). Spelled out because the
-/// static Glibc module of `--static-swift-stdlib` release builds does not export it.
-private let msgDontWait: Int32 = 0x40
-
 
 public struct TURNServerOptions: Sendable {
     public var listen: [STUNAddress]
@@ -237,7 +233,7 @@ public final class TURNRelayServer: @unchecked Sendable {
     func openRelay(port: UInt16) -> Bool {
         // Not `core.config`: this runs while the core is being mutated (exclusive access).
         guard case .ipv4(let ip) = options.config.relayAddress else { return false }
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | linuxSOCK_CLOEXEC, 0)
         guard fd >= 0 else { return false }
         var sa = sockaddr_in()
         sa.sin_family = sa_family_t(AF_INET)
@@ -255,7 +251,7 @@ public final class TURNRelayServer: @unchecked Sendable {
     func activate(port: UInt16) {
         guard let fd = fds[port], relays[port] == nil, !activating.contains(port) else { return }
         var scratch = [UInt8](repeating: 0, count: 2048)
-        while recv(fd, &scratch, scratch.count, msgDontWait) >= 0 {}
+        while recv(fd, &scratch, scratch.count, linuxMSG_DONTWAIT) >= 0 {}
         activating.insert(port)
         // Socket buffers set here, on the fd: every channel option NIO applies costs a dynamic cast,
         // and allocation rate is measured (Scripts/bench turn).
@@ -283,7 +279,7 @@ public final class TURNRelayServer: @unchecked Sendable {
         _ = bytes.withUnsafeBytes { b in
             withUnsafePointer(to: &sa) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, b.baseAddress, b.count, msgDontWait, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    sendto(fd, b.baseAddress, b.count, linuxMSG_DONTWAIT, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
                 }
             }
         }
@@ -328,9 +324,13 @@ public final class TURNRelayServer: @unchecked Sendable {
             }
             var io = IO(relay: relay)
             relay.core.handleClient(Array(buf.readableBytesView), from: tuple, now: now, io: &io)
-            // Answers go out at once (the data path above waits for the end of the read batch):
-            // holding them for a whole batch stalls clients that pipeline requests.
-            relay.flush()
+            // Answers go out at once (the data path waits for the end of the read batch): holding
+            // them for a whole batch stalls clients that pipeline requests.
+            if relay.dirtyServers {
+                relay.dirtyServers = false
+                context.channel.flush()
+                for (address, ch) in relay.servers where address != local { ch.flush() }
+            }
         }
 
         func channelReadComplete(context: ChannelHandlerContext) { relay.flush() }
@@ -441,6 +441,11 @@ extension TURNRelayServer {
         func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
     }
 }
+
+// Linux's values, spelled out: Glibc's MSG_DONTWAIT and SOCK_CLOEXEC are enum-backed macros that
+// Swift's importer did not always find in this module.
+let linuxMSG_DONTWAIT: Int32 = 0x40
+let linuxSOCK_CLOEXEC: Int32 = 0o2000000
 
 public struct TURNServerError: Error, CustomStringConvertible {
     public var description: String

@@ -80,9 +80,6 @@ public struct TURNServerCore: Sendable {
         var permissions: [STUNIPAddress: Double] = [:]
         var channels: [UInt16: Channel] = [:]
         var channelOfPeer: [STUNAddress: UInt16] = [:]
-        /// The last nonce this allocation's client authenticated with (checked once, then compared).
-        var nonce: String = ""
-        var nonceExpires: Double = 0
         var allocateTransaction: STUNTransactionID
         var allocateResponse: [UInt8]
         var reservedPort: UInt16?
@@ -90,6 +87,35 @@ public struct TURNServerCore: Sendable {
         var fromPeers = TURNCounter()
         var peers: Set<STUNAddress> = []
         var channelHistory: [TURNAllocationStats.Channel] = []
+
+        /// ChannelData from the client: the peer of a live channel with a live permission.
+        mutating func route(channel number: UInt16, now t: Double) -> Result<(UInt16, STUNAddress), Drop> {
+            guard expires > t else { return .failure(.noAllocation) }
+            guard let ch = channels[number], ch.expires > t else { return .failure(.unboundChannel) }
+            guard let p = permissions[ch.peer.ip], p > t else { return .failure(.noPermission) }
+            return .success((relayPort, ch.peer))
+        }
+
+        mutating func countToPeer(_ length: Int, _ peer: STUNAddress) {
+            toPeers.add(length)
+            if peers.count < 64 && !peers.contains(peer) { peers.insert(peer) }
+        }
+
+        /// A datagram from a peer: counted and its channel (nil: Data indication) when permitted.
+        mutating func accept(from peer: STUNAddress, length: Int, now t: Double) -> Result<UInt16?, Drop> {
+            guard expires > t else { return .failure(.noAllocation) }
+            guard let p = permissions[peer.ip], p > t else { return .failure(.noPermission) }
+            fromPeers.add(length)
+            if peers.count < 64 && !peers.contains(peer) { peers.insert(peer) }
+            if let c = channelOfPeer[peer], let ch = channels[c], ch.expires > t { return .success(c) }
+            return .success(nil)
+        }
+    }
+
+    enum Drop: String, Error {
+        case noAllocation = "no allocation"
+        case unboundChannel = "unbound channel"
+        case noPermission = "no permission"
     }
 
     struct Reservation: Sendable {
@@ -106,6 +132,8 @@ public struct TURNServerCore: Sendable {
     var history: [(allocation: Allocation, state: String, ended: TURNTime)] = []
     var serial = 0
     var errors: [Int: Int] = [:]
+    /// The nonce each authenticated 5-tuple last used (its MAC checked once, then compared).
+    var knownNonces: [TURNFiveTuple: (nonce: String, expires: Double)] = [:]
     public private(set) var dropped: [String: Int] = [:]
     let nonceKey: NonceKey
 
@@ -154,20 +182,21 @@ public struct TURNServerCore: Sendable {
     }
 
     /// The fast path for ChannelData from a client: where its `length` bytes go, counted; nil drops them.
-    /// (Mutates the allocation in place: no copy of its tables per packet.)
+    /// (The allocation is only touched through mutating calls, which work in place: reading it out of
+    /// the dictionary would copy all its tables per packet.)
     public mutating func channelDataTarget(_ tuple: TURNFiveTuple, channel number: UInt16, length: Int,
                                            now: TURNTime) -> (relayPort: UInt16, peer: STUNAddress)? {
         guard Self.channelNumbers.contains(number) else { drop("malformed"); return nil }
-        let t = now.monotonic
-        guard let i = allocations.index(forKey: tuple), allocations.values[i].expires > t else { drop("no allocation"); return nil }
-        guard let ch = allocations.values[i].channels[number], ch.expires > t else { drop("unbound channel"); return nil }
-        guard let p = allocations.values[i].permissions[ch.peer.ip], p > t else { drop("no permission"); return nil }
-        guard mayReach(ch.peer) else { drop("denied peer"); return nil }
-        allocations.values[i].toPeers.add(length)
-        if allocations.values[i].peers.count < 64 && !allocations.values[i].peers.contains(ch.peer) {
-            allocations.values[i].peers.insert(ch.peer)
+        guard let i = allocations.index(forKey: tuple) else { drop("no allocation"); return nil }
+        switch allocations.values[i].route(channel: number, now: now.monotonic) {
+        case .success(let (port, peer)):
+            guard mayReach(peer) else { drop("denied peer"); return nil }
+            allocations.values[i].countToPeer(length, peer)
+            return (port, peer)
+        case .failure(let why):
+            drop(why.rawValue)
+            return nil
         }
-        return (allocations.values[i].relayPort, ch.peer)
     }
 
     // MARK: Datagrams from peers
@@ -176,18 +205,15 @@ public struct TURNServerCore: Sendable {
     /// indication). nil drops it (no allocation, no permission).
     public mutating func peerTarget(relayPort: UInt16, peer: STUNAddress, length: Int,
                                     now: TURNTime) -> (client: TURNFiveTuple, channel: UInt16?)? {
-        let t = now.monotonic
-        guard let tuple = byRelayPort[relayPort], let i = allocations.index(forKey: tuple), allocations.values[i].expires > t else {
+        guard let tuple = byRelayPort[relayPort], let i = allocations.index(forKey: tuple) else {
             drop("no allocation"); return nil
         }
-        guard let p = allocations.values[i].permissions[peer.ip], p > t else { drop("no permission"); return nil }
-        allocations.values[i].fromPeers.add(length)
-        if allocations.values[i].peers.count < 64 && !allocations.values[i].peers.contains(peer) {
-            allocations.values[i].peers.insert(peer)
+        switch allocations.values[i].accept(from: peer, length: length, now: now.monotonic) {
+        case .success(let channel): return (tuple, channel)
+        case .failure(let why):
+            drop(why.rawValue)
+            return nil
         }
-        var channel: UInt16?
-        if let c = allocations.values[i].channelOfPeer[peer], let ch = allocations.values[i].channels[c], ch.expires > t { channel = c }
-        return (tuple, channel)
     }
 
     /// A datagram from `peer` on relayed port `relayPort`: ChannelData or a Data indication to the client.
@@ -221,6 +247,7 @@ public struct TURNServerCore: Sendable {
             if a.channels.count != c { a.channelOfPeer = a.channelOfPeer.filter { a.channels[$0.value] != nil } }
             if a.permissions.count != p || a.channels.count != c { allocations[tuple] = a }
         }
+        if !knownNonces.isEmpty { knownNonces = knownNonces.filter { $0.value.expires > t } }
         for (token, r) in reservations where r.expires <= t {
             reservations[token] = nil
             usedPorts.remove(r.port)
@@ -295,13 +322,14 @@ public struct TURNServerCore: Sendable {
             return challenge(message, .unauthenticated, fingerprint: fingerprint, to: tuple, now: now, io: &io)
         }
         let mode: STUNIntegrityMode = status == .valid(sha256: true) ? .sha256() : .sha1
-        let known = allocations[tuple].map { $0.nonce == nonce && $0.nonceExpires > now.monotonic } ?? false
+        let known = knownNonces[tuple].map { $0.nonce == nonce && $0.expires > now.monotonic } ?? false
         guard known || nonceIsValid(nonce, for: tuple, now: now) else {
             return challenge(message, .staleNonce, fingerprint: fingerprint, to: tuple, now: now, io: &io)
         }
-        if !known, let i = allocations.index(forKey: tuple), let e = Self.nonceExpiry(nonce) {
-            allocations.values[i].nonce = nonce
-            allocations.values[i].nonceExpires = e
+        if !known, let e = Self.nonceExpiry(nonce) {
+            // Remembered only for clients that authenticated, and bounded.
+            if knownNonces.count >= 65_536 { knownNonces.removeAll(keepingCapacity: true) }
+            knownNonces[tuple] = (nonce, e)
         }
         let reply = Reply(key: key, mode: mode, fingerprint: fingerprint)
         if !unknown.isEmpty {
