@@ -54,7 +54,7 @@ let package = Package(
         // RFC 5780 behaviour probe (Roles/Probe), TURN relay (Roles/TURN). I/O at the edges; the
         // protocol logic in value types that tests drive without sockets.
         .target(name: "Roles", dependencies: [
-            "STUNWire",
+            "STUNWire", "CLinuxSupport",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

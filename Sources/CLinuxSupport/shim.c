@@ -38,6 +38,11 @@ const unsigned long CLS_MS_SLAVE = MS_SLAVE;
 const int CLS_MNT_DETACH = MNT_DETACH;
 const int CLS_NETLINK_NETFILTER = NETLINK_NETFILTER;
 
+const int CLS_SOCK_DGRAM = SOCK_DGRAM;
+const int CLS_SOCK_NONBLOCK = SOCK_NONBLOCK;
+const int CLS_SOCK_CLOEXEC = SOCK_CLOEXEC;
+const int CLS_MSG_DONTWAIT = MSG_DONTWAIT;
+
 int cls_setns(int fd, int nstype) { return setns(fd, nstype) == 0 ? 0 : -errno; }
 int cls_unshare(int flags) { return unshare(flags) == 0 ? 0 : -errno; }
 pid_t cls_gettid(void) { return gettid(); }

@@ -112,8 +112,11 @@ public enum RoleLauncher {
                 let pid = try NamespaceExec.spawn(namespacePath: path, argv: argv, stdin: devNull, stdout: fd, stderr: fd)
                 started.append(RoleProcess(node: node, argv: argv, pid: pid, log: log))
             }
-            // A role that dies at once is a broken command line: say so now, not at the first check.
-            usleep(50_000)
+            // A user's program that dies at once is a broken command line: say so now, not at the
+            // first check. (natlab's own servers are waited for by their ports instead.)
+            if commands.contains(where: { !$0.argv[0].hasSuffix("/natlab") && $0.argv[0] != natlabExecutable }) {
+                usleep(200_000)
+            }
             for role in started {
                 var status: Int32 = 0
                 guard waitpid(role.pid, &status, WNOHANG) == role.pid else { continue }

@@ -21,6 +21,14 @@ extern const int CLS_CLONE_NEWNS;
 /* statfs(2) f_type of an nsfs file (a namespace bind mount or /proc/<tid>/ns/<type>). */
 extern const long CLS_NSFS_MAGIC;
 
+/* Socket constants for the Swift roles. Glibc declares these as enum-backed macros, which the Swift
+ * importer does not resolve reliably in a module that also sees swift-nio's C headers ("cannot find
+ * 'SOCK_DGRAM' in scope" in some builds): here they are plain ints from the real headers. */
+extern const int CLS_SOCK_DGRAM;
+extern const int CLS_SOCK_NONBLOCK;
+extern const int CLS_SOCK_CLOEXEC;
+extern const int CLS_MSG_DONTWAIT;
+
 /* setns(2): 0 or -errno. */
 int cls_setns(int fd, int nstype);
 /* unshare(2): 0 or -errno. */

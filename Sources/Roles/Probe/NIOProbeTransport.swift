@@ -8,6 +8,7 @@ import Glibc
 import NIOCore
 import NIOPosix
 import STUNWire
+import CLinuxSupport
 import Synchronization
 
 public final class NIOProbeTransport: ProbeTransport {
@@ -54,7 +55,7 @@ public final class NIOProbeTransport: ProbeTransport {
     /// The source address the kernel picks for `server` (a connected UDP socket's name; nothing is sent).
     public static func sourceAddress(towards server: STUNAddress) throws -> STUNIPAddress {
         guard case .ipv4(let ip) = server.ip else { throw ProbeSocketError.ipv6Unsupported }
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let fd = socket(AF_INET, CLS_SOCK_DGRAM, 0)
         guard fd >= 0 else { throw ProbeSocketError.system("socket", errno) }
         defer { close(fd) }
         var remote = sockaddr_in()

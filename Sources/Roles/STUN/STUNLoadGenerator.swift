@@ -6,6 +6,7 @@ import Glibc
 #endif
 // swift-nio's C shim: sendmmsg/recvmmsg (Glibc's module map hides them) and epoll.
 import CNIOLinux
+import CLinuxSupport
 import Foundation
 import STUNWire
 
@@ -98,7 +99,7 @@ extension STUNLoadGenerator {
         server.sin_port = o.server.port.bigEndian
         server.sin_addr.s_addr = ip.bigEndian
         for s in 0..<o.sockets {
-            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let fd = socket(AF_INET, CLS_SOCK_DGRAM | CLS_SOCK_NONBLOCK | CLS_SOCK_CLOEXEC, 0)
             guard fd >= 0 else { return .failure(F(description: "socket: \(String(cString: strerror(errno)))")) }
             fds.append(fd)
             var size: Int32 = 1 << 20
@@ -153,7 +154,7 @@ extension STUNLoadGenerator {
                     h.msg_iovlen = 1
                     sendMsgs[i] = CNIOLinux_mmsghdr(msg_hdr: h, msg_len: 0)
                 }
-                let r = CNIOLinux_sendmmsg(fds[s], sendMsgs, UInt32(n), Int32(MSG_DONTWAIT))
+                let r = CNIOLinux_sendmmsg(fds[s], sendMsgs, UInt32(n), CLS_MSG_DONTWAIT)
                 return r > 0 ? Int(r) : 0
             }
         }
@@ -178,7 +179,7 @@ extension STUNLoadGenerator {
                         h.msg_iovlen = 1
                         msgs[i] = CNIOLinux_mmsghdr(msg_hdr: h, msg_len: 0)
                     }
-                    let n = CNIOLinux_recvmmsg(fds[s], msgs, UInt32(batch), Int32(MSG_DONTWAIT), nil)
+                    let n = CNIOLinux_recvmmsg(fds[s], msgs, UInt32(batch), CLS_MSG_DONTWAIT, nil)
                     guard n > 0 else { continue }
                     var valid = 0
                     for i in 0..<Int(n) where msgs[i].msg_len >= 20 {

@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import STUNWire
+import CLinuxSupport
 
 
 public struct TURNServerOptions: Sendable {
@@ -233,7 +234,7 @@ public final class TURNRelayServer: @unchecked Sendable {
     func openRelay(port: UInt16) -> Bool {
         // Not `core.config`: this runs while the core is being mutated (exclusive access).
         guard case .ipv4(let ip) = options.config.relayAddress else { return false }
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | linuxSOCK_CLOEXEC, 0)
+        let fd = socket(AF_INET, CLS_SOCK_DGRAM | CLS_SOCK_CLOEXEC, 0)
         guard fd >= 0 else { return false }
         var sa = sockaddr_in()
         sa.sin_family = sa_family_t(AF_INET)
@@ -251,7 +252,7 @@ public final class TURNRelayServer: @unchecked Sendable {
     func activate(port: UInt16) {
         guard let fd = fds[port], relays[port] == nil, !activating.contains(port) else { return }
         var scratch = [UInt8](repeating: 0, count: 2048)
-        while recv(fd, &scratch, scratch.count, linuxMSG_DONTWAIT) >= 0 {}
+        while recv(fd, &scratch, scratch.count, CLS_MSG_DONTWAIT) >= 0 {}
         activating.insert(port)
         // Socket buffers set here, on the fd: every channel option NIO applies costs a dynamic cast,
         // and allocation rate is measured (Scripts/bench turn).
@@ -279,7 +280,7 @@ public final class TURNRelayServer: @unchecked Sendable {
         _ = bytes.withUnsafeBytes { b in
             withUnsafePointer(to: &sa) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, b.baseAddress, b.count, linuxMSG_DONTWAIT, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    sendto(fd, b.baseAddress, b.count, CLS_MSG_DONTWAIT, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
                 }
             }
         }
@@ -442,10 +443,6 @@ extension TURNRelayServer {
     }
 }
 
-// Linux's values, spelled out: Glibc's MSG_DONTWAIT and SOCK_CLOEXEC are enum-backed macros that
-// Swift's importer did not always find in this module.
-let linuxMSG_DONTWAIT: Int32 = 0x40
-let linuxSOCK_CLOEXEC: Int32 = 0o2000000
 
 public struct TURNServerError: Error, CustomStringConvertible {
     public var description: String
