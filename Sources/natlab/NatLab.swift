@@ -15,7 +15,10 @@ struct NatLab: ParsableCommand {
         behind them. natlab builds it as network namespaces named natlab-<lab>.<node> that \
         `ip netns` shows, never touching the host's own interfaces, routes or ruleset.
 
-        Typical session (as root):
+        Prove how two peers get through (as root):
+          natlab run Topologies/two-homes.yaml
+
+        Typical session with a lab left up:
           natlab validate Topologies/two-homes.yaml
           natlab up Topologies/two-homes.yaml
           natlab exec two-homes alice -- ip addr
