@@ -114,7 +114,8 @@ public enum RoleLauncher {
             }
             // A user's program that dies at once is a broken command line: say so now, not at the
             // first check. (natlab's own servers are waited for by their ports instead.)
-            if commands.contains(where: { !$0.argv[0].hasSuffix("/natlab") && $0.argv[0] != natlabExecutable }) {
+            let ownServers = [natlabExecutable, "/proc/self/exe"]
+            if commands.contains(where: { !ownServers.contains($0.argv[0]) }) {
                 usleep(200_000)
             }
             for role in started {
