@@ -11,6 +11,12 @@ public enum LabNaming {
         "\(namespacePrefix)\(lab).\(node)"
     }
 
+    /// Namespaces of the script `natlab up --emit-shell` prints. A different prefix on purpose:
+    /// natlab has no journal of that lab, and `gc` removes unclaimed `natlab-*` namespaces.
+    public static func shellNamespace(lab: String, node: String) -> String {
+        "nlsh-\(lab).\(node)"
+    }
+
     /// The lab a namespace name belongs to, or nil when it is not natlab's.
     public static func lab(ofNamespace name: String) -> String? {
         guard name.hasPrefix(namespacePrefix), let dot = name.firstIndex(of: ".") else { return nil }

@@ -14,7 +14,8 @@ struct Up: ParsableCommand {
 
         Then: `natlab exec LAB NODE -- CMD` runs a command in a node, `natlab down LAB` removes it.
         With --emit-shell nothing is built: the equivalent `ip`/`nft` script is printed instead \
-        (run it with `bash script up` / `bash script down`; needs no natlab).
+        (run it with `bash script up` / `bash script down`; needs no natlab). Its namespaces are \
+        named nlsh-<lab>.<node>: natlab keeps no journal of them, so `gc` leaves them alone.
         """
     )
 
@@ -37,7 +38,7 @@ struct Up: ParsableCommand {
             if let why = LabNaming.problem(withLabName: labName) { throw LabError.invalidName(why) }
             let plan = Planner.plan(topology)
             if emitShell {
-                print(ShellScript.render(plan) { LabNaming.namespace(lab: labName, node: $0) }, terminator: "")
+                print(ShellScript.render(plan) { LabNaming.shellNamespace(lab: labName, node: $0) }, terminator: "")
                 return
             }
             try requireRoot("up")

@@ -136,7 +136,7 @@ struct DualStackTests {
         }
         let up = try Harness.run("/bin/bash", [script.path, "up"])
         #expect(up.status == 0, "the emitted script failed: \(up.stderr)")
-        let ns = "natlab-\(lab)."
+        let ns = "nlsh-\(lab)."
         let reflector = try Harness.start("/usr/sbin/ip", ["netns", "exec", ns + "web", "python3", "-u", Harness.udpTool, "reflect", "3478"])
         defer { reflector.process.terminate(); reflector.process.waitUntilExit() }
         _ = reflector.stdout.fileHandleForReading.availableData

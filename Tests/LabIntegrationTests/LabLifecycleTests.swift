@@ -240,7 +240,7 @@ struct CommandLineTests {
     func emitShell() throws {
         let r = try Harness.natlab("up", "--emit-shell", Harness.topology("two-homes.yaml"), "--name", "demo")
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout.contains("ip netns add natlab-demo.alice"))
+        #expect(r.stdout.contains("ip netns add nlsh-demo.alice"), "the script's namespaces are not natlab's (gc must not take them)")
         #expect(r.stdout.contains("nft"))
         #expect(!r.stdout.contains("ip link add") || r.stdout.contains("ip -n"),
                 "every link command must target a lab namespace")
