@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import TestSupport
 
@@ -138,7 +141,9 @@ struct DualStackTests {
         #expect(up.status == 0, "the emitted script failed: \(up.stderr)")
         let ns = "nlsh-\(lab)."
         let reflector = try Harness.start("/usr/sbin/ip", ["netns", "exec", ns + "web", "python3", "-u", Harness.udpTool, "reflect", "3478"])
-        defer { reflector.process.terminate(); reflector.process.waitUntilExit() }
+        // SIGKILL: started by `ip netns exec` from a test thread, it inherits a mask that blocks
+        // SIGTERM, and waiting for a SIGTERM'ed reflector hung the whole suite once.
+        defer { kill(reflector.process.processIdentifier, SIGKILL); reflector.process.waitUntilExit() }
         _ = reflector.stdout.fileHandleForReading.availableData
         let probe = try Harness.run("/usr/sbin/ip", ["netns", "exec", ns + "alice", "python3", Harness.udpTool, "probe", "40000",
                                                      "[2001:db8:ffff::3]:3478"])
