@@ -1,3 +1,5 @@
+import Topology
+
 /// How natlab names what it creates, so that several labs coexist and every leftover is recognisable.
 ///
 /// A lab's namespaces are `natlab-<lab>.<node>`: lab names never contain a dot and node names never
@@ -26,16 +28,11 @@ public enum LabNaming {
 
     /// nil when `name` is a valid lab name, else why not.
     public static func problem(withLabName name: String) -> String? {
+        if Topology.isValidLabName(name) { return nil }
         if name.isEmpty { return "a lab name cannot be empty" }
         if name.utf8.count > maxLabNameLength {
             return "lab name '\(name)' is longer than \(maxLabNameLength) characters"
         }
-        let allowed = name.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-"
-        }
-        guard allowed, let first = name.unicodeScalars.first, first != "-" else {
-            return "lab name '\(name)' must be lower-case letters, digits and '-', not starting with '-'"
-        }
-        return nil
+        return "lab name '\(name)' must be lower-case letters, digits and '-', not starting with '-'"
     }
 }

@@ -195,6 +195,14 @@ public struct Topology: Sendable, Equatable {
         self.routers = routers; self.hosts = hosts; self.checks = checks
     }
 
+    /// Lab names: lower-case letters, digits and '-', starting with a letter or digit, at most 24
+    /// bytes (they go into every namespace name). One rule for `name:` and for `--name`.
+    public static func isValidLabName(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, ("a"..."z").contains(first) || ("0"..."9").contains(first),
+              s.utf8.count <= 24 else { return false }
+        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
+    }
+
     public func router(named name: String) -> Router? { routers.first { $0.name == name } }
     public func host(named name: String) -> Host? { hosts.first { $0.name == name } }
 }

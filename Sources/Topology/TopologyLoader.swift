@@ -556,11 +556,7 @@ struct Checker {
         return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" }
     }
 
-    static func isValidLabName(_ s: String) -> Bool {
-        guard let first = s.unicodeScalars.first, ("a"..."z").contains(first) || ("0"..."9").contains(first),
-              s.utf8.count <= 24 else { return false }
-        return s.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" }
-    }
+    static func isValidLabName(_ s: String) -> Bool { Topology.isValidLabName(s) }
 
     /// "; did you mean 'x'?" for the closest candidate (edit distance with transpositions, or a prefix), else "".
     static func suggestion(_ word: String, among candidates: [String]) -> String {
