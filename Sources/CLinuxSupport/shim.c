@@ -187,7 +187,8 @@ pid_t cls_netns_spawn(const char *ns_path, const char *sysfs_name, char *const a
 
 /* conntrack -F: one NFNL_SUBSYS_CTNETLINK / IPCTNL_MSG_CT_DELETE request without attributes, which the
  * kernel reads as "flush the table" (family AF_UNSPEC: IPv4 and IPv6), then wait for its ACK. */
-int cls_conntrack_flush(void) {
+int cls_conntrack_flush(int *keep_fd) {
+    if (keep_fd) *keep_fd = -1;
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
     if (fd < 0) return -errno;
     struct sockaddr_nl local = { .nl_family = AF_NETLINK };
@@ -224,7 +225,7 @@ int cls_conntrack_flush(void) {
             if (h->nlmsg_seq != 1) continue;
             if (h->nlmsg_type == NLMSG_ERROR) {
                 const struct nlmsgerr *err = NLMSG_DATA(h);
-                close(fd);
+                if (keep_fd) *keep_fd = fd; else close(fd);
                 return err->error;   /* 0: ACK; else -errno */
             }
         }

@@ -18,29 +18,20 @@ struct LabBuilder {
     /// configuration, so a test can deliver SIGKILL/SIGINT, or take a name, half-way through a
     /// build. Zero in normal use.
     let delayBetweenNodes: useconds_t
+    /// The netfilter sockets of the build's rulesets and conntrack flushes, closed by the caller once
+    /// the rest of its work is done: closing one right after its commit would wait for nf_tables'
+    /// RCU-delayed clean-up, once per router (`NetfilterSockets`).
+    let netfilter: NetfilterSockets
 
-    init(lab: String, worker: NamespaceWorker) {
+    init(lab: String, worker: NamespaceWorker, netfilter: NetfilterSockets) {
         self.lab = lab
         self.worker = worker
+        self.netfilter = netfilter
         let ms = ProcessInfo.processInfo.environment["NATLAB_TEST_STEP_DELAY_MS"].flatMap { UInt32($0) } ?? 0
         delayBetweenNodes = ms * 1000
     }
 
     func namespace(_ node: String) -> String { LabNaming.namespace(lab: lab, node: node) }
-
-    /// `NATLAB_TIMING=1`: per-namespace and per-node build times on stderr, to see where a slow
-    /// build spends its time (the kernel's namespace setup and teardown dominate).
-    static let traceTiming = ProcessInfo.processInfo.environment["NATLAB_TIMING"] == "1"
-
-    private func timed<T>(_ what: @autoclosure () -> String, _ body: () throws -> T) rethrows -> T {
-        guard Self.traceTiming else { return try body() }
-        let start = DispatchTime.now().uptimeNanoseconds
-        defer {
-            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-            FileHandle.standardError.write(Data(String(format: "natlab: timing %7.2f ms  %@\n", ms, what()).utf8))
-        }
-        return try body()
-    }
 
     /// Runs `steps`; `created` is told each namespace right after it exists.
     func build(_ steps: [BuildStep], created: (String) -> Void) throws {
@@ -49,7 +40,7 @@ struct LabBuilder {
             try checkInterrupt()
             if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
             do {
-                try timed("create namespace \(namespace(node))") {
+                try Timing.measure("create namespace \(namespace(node))") {
                     try NetworkNamespace.create(name: namespace(node), worker: worker)
                 }
             } catch {
@@ -57,16 +48,27 @@ struct LabBuilder {
             }
             created(namespace(node))
         }
-        for group in Self.groups(steps.filter { if case .createNamespace = $0 { false } else { true } }) {
+        for group in Self.groups(Self.configurationOrder(steps)) {
             try checkInterrupt()
             if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
-            try timed("configure \(group[0].node) (\(group.count) steps)") { try run(group) }
+            try Timing.measure("configure \(group[0].node) (\(group.count) steps)") { try run(group) }
         }
         try checkInterrupt()
     }
 
     private func checkInterrupt() throws {
         if let sig = Interrupts.pending { throw LabError.interrupted(signal: sig) }
+    }
+
+    /// The configuration steps (namespace creation excluded) in the order the builder runs them: the
+    /// nftables rulesets first, then everything else in plan order. A ruleset names interfaces
+    /// (`oifname "wan"`), so it loads before they exist; loading it first starts the kernel's
+    /// RCU-delayed clean-up of its commit early, so that it is over by the time the build closes its
+    /// netfilter sockets (see `NetfilterSockets`) instead of being waited for.
+    static func configurationOrder(_ steps: [BuildStep]) -> [BuildStep] {
+        let configuration = steps.filter { if case .createNamespace = $0 { false } else { true } }
+        let rulesets = configuration.filter { if case .applyNFTables = $0 { true } else { false } }
+        return rulesets + configuration.filter { if case .applyNFTables = $0 { false } else { true } }
     }
 
     /// Consecutive steps of one node.
@@ -96,26 +98,24 @@ struct LabBuilder {
         try worker.run(in: file) {
             let link = try RouteNetlink()
             for step in group {
-                let start = Self.traceTiming ? DispatchTime.now().uptimeNanoseconds : 0
+                let start = Timing.enabled ? Timing.now() : 0
                 do {
-                    try Self.apply(step, link: link, peers: peers)
+                    try Self.apply(step, link: link, peers: peers, netfilter: netfilter)
                 } catch {
                     failure = .step(step, namespace: ns, cause: error)
                     return
                 }
                 // Collected here, printed after the excursion: no I/O beyond the step inside it.
-                if Self.traceTiming { stepTimes.append((step, DispatchTime.now().uptimeNanoseconds - start)) }
+                if Timing.enabled { stepTimes.append((step, Timing.now() - start)) }
             }
         }
-        for (step, ns) in stepTimes {
-            FileHandle.standardError.write(Data(String(format: "natlab: timing %7.2f ms    %@\n",
-                                                       Double(ns) / 1e6, StepDescription.text(step)).utf8))
-        }
+        for (step, ns) in stepTimes { Timing.report(ns, StepDescription.text(step), indent: 2) }
         if let failure { throw failure }
     }
 
     /// One step, on the worker thread inside the node's namespace.
-    private static func apply(_ step: BuildStep, link: RouteNetlink, peers: [String: NamespaceFile]) throws {
+    private static func apply(_ step: BuildStep, link: RouteNetlink, peers: [String: NamespaceFile],
+                              netfilter: NetfilterSockets) throws {
         switch step {
         case .createNamespace:
             break
@@ -139,9 +139,9 @@ struct LabBuilder {
         case .addRoute(_, let destination, let gateway):
             try link.addRoute(destination: destination, gateway: gateway)
         case .applyNFTables(_, let ruleset):
-            try NFTables.apply(ruleset)
+            try NFTables.apply(ruleset, deferClose: netfilter)
             // P3: entries made before the load keep their old translation and filtering; start clean.
-            try Conntrack.flush()
+            try Conntrack.flush(deferClose: netfilter)
         }
     }
 }

@@ -49,23 +49,33 @@ public final class LabEngine {
         Interrupts.install()
         defer { Interrupts.uninstall() }
 
-        let (collected, lock) = try store.withGlobalLock { () throws -> (Collection, FileLock) in
-            let collected = try collectLocked(all: false)
-            return (collected, try store.createLab(name))
+        let (collected, lock) = try Timing.measure("collect stale labs, create the lab's record") {
+            try store.withGlobalLock { () throws -> (Collection, FileLock) in
+                let collected = try collectLocked(all: false)
+                return (collected, try store.createLab(name))
+            }
         }
         var record = LabRecord(name: name, state: .building, topologyFile: topologyFile,
                                ownerPID: getpid(), created: Date(), buildMilliseconds: nil, plan: plan, roles: nil)
         var created: [String] = []
+        // Closed after the role processes have started, which overlaps nf_tables' clean-up of the
+        // build's commits with useful work (NetfilterSockets); also closed on failure (deinit).
+        let netfilter = NetfilterSockets()
         do {
-            try store.write(record)
-            try store.journal(record.namespaces, of: name)
+            try Timing.measure("write record and journal") {
+                try store.write(record)
+                try store.journal(record.namespaces, of: name)
+            }
             let start = DispatchTime.now().uptimeNanoseconds
-            try LabBuilder(lab: name, worker: worker).build(plan.steps) { created.append($0) }
+            try LabBuilder(lab: name, worker: worker, netfilter: netfilter).build(plan.steps) { created.append($0) }
             record.buildMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-            record.roles = try RoleLauncher.start(roleCommands, lab: name, store: store)
+            record.roles = try Timing.measure("start \(roleCommands.count) role processes") {
+                try RoleLauncher.start(roleCommands, lab: name, store: store)
+            }
+            Timing.measure("close netfilter sockets") { netfilter.close() }
             if let sig = Interrupts.pending { throw LabError.interrupted(signal: sig) }
             record.state = state
-            try store.write(record)
+            try Timing.measure("write record") { try store.write(record) }
         } catch {
             // Only what this run created: a name clash must not delete somebody else's namespace.
             removeNamespaces(created)

@@ -165,7 +165,9 @@ public final class LabVerifier {
         let names = plan.temporaryNodes.map { namespace(of: $0.name) }
         guard !names.isEmpty else { return }
         try engine.store.journal(names, of: lab)
-        try LabBuilder(lab: lab, worker: try engine.worker()).build(plan.steps) { self.created.append($0) }
+        let netfilter = NetfilterSockets()
+        defer { netfilter.close() }
+        try LabBuilder(lab: lab, worker: try engine.worker(), netfilter: netfilter).build(plan.steps) { self.created.append($0) }
     }
 
     /// Starts `argv` in `node`; stdout and stderr go to a file in the lab's verify directory.

@@ -8,8 +8,11 @@ import SystemPackage
 public enum Conntrack {
     /// `conntrack -F`: deletes every entry (IPv4 and IPv6). Needed after loading a NAT ruleset, because
     /// existing entries keep the translation they were created with (reference/nat-recipes.md, P3).
-    public static func flush() throws {
-        let rc = cls_conntrack_flush()
+    /// With `deferClose`, the ctnetlink socket stays open until `deferClose.close()` (`NetfilterSockets`).
+    public static func flush(deferClose: NetfilterSockets? = nil) throws {
+        var fd: Int32 = -1
+        let rc = deferClose == nil ? cls_conntrack_flush(nil) : cls_conntrack_flush(&fd)
+        if fd >= 0 { deferClose?.hold(descriptor: fd) }
         if rc < 0 {
             throw LinuxNetworkingError.fromNegative(rc, call: "conntrack flush",
                                                     context: "(ctnetlink IPCTNL_MSG_CT_DELETE; needs CAP_NET_ADMIN and nf_conntrack_netlink)")

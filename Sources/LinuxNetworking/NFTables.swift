@@ -13,9 +13,10 @@ public enum NFTables {
     private static let lock = PThreadLock()
 
     /// `nft -f -` with `script` (one atomic transaction). Throws `.nftables(message:)` with libnftables'
-    /// error text when it is rejected.
-    public static func apply(_ script: String) throws {
-        _ = try execute(script, dryRun: false)
+    /// error text when it is rejected. With `deferClose`, the context (and its netlink socket) stays
+    /// open until `deferClose.close()`: see `NetfilterSockets` for why a build wants that.
+    public static func apply(_ script: String, deferClose: NetfilterSockets? = nil) throws {
+        _ = try execute(script, dryRun: false, deferClose: deferClose)
     }
 
     /// `nft --check -f -`: parses and validates against the kernel without committing.
@@ -28,7 +29,12 @@ public enum NFTables {
         try execute(command, dryRun: false)
     }
 
-    private static func execute(_ text: String, dryRun: Bool) throws -> String {
+    /// Frees contexts kept open by `NetfilterSockets`.
+    static func free(_ contexts: [OpaquePointer]) {
+        lock.withLock { for context in contexts { nft_ctx_free(context) } }
+    }
+
+    private static func execute(_ text: String, dryRun: Bool, deferClose: NetfilterSockets? = nil) throws -> String {
         try lock.withLock {
             // nft_ctx_new calls exit() when it cannot open its netlink socket: find out first.
             let probe = cls_probe_netlink(CLS_NETLINK_NETFILTER)
@@ -39,7 +45,9 @@ public enum NFTables {
             guard let context = nft_ctx_new(UInt32(NFT_CTX_DEFAULT)) else {
                 throw LinuxNetworkingError.nftables(message: "nft_ctx_new failed")
             }
-            defer { nft_ctx_free(context) }
+            defer {
+                if let deferClose { deferClose.hold(context: context) } else { nft_ctx_free(context) }
+            }
             // Capture output and errors instead of letting libnftables print to our stdout/stderr.
             _ = nft_ctx_buffer_output(context)
             _ = nft_ctx_buffer_error(context)

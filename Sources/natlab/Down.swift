@@ -3,6 +3,7 @@ import Lab
 
 struct Down: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "down",
         abstract: "Remove a lab: stop its processes and delete its namespaces.",
         discussion: "Deleting a namespace removes its interfaces, routes, ruleset and conntrack state with it."
     )

@@ -5,6 +5,7 @@ import LinuxNetworking
 
 struct Exec: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "exec",
         abstract: "Run a command inside a lab node.",
         discussion: """
         Like `ip netns exec natlab-<lab>.<node> CMD`: the command sees only the node's \

@@ -8,6 +8,7 @@ import Glibc
 
 struct Observe: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "observe",
         abstract: "Watch two hosts of a live lab and say which path their traffic took.",
         discussion: """
         Installs byte counters (tables `natlab_observe`, next to the NAT rules) where the two hosts' \

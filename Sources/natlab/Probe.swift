@@ -8,6 +8,7 @@ import Topology
 
 struct Probe: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "probe",
         abstract: "Classify the NAT(s) between here and a STUN server (RFC 5780 behaviour discovery).",
         discussion: """
         Runs RFC 5780's tests against a STUN server that has two addresses and two ports \

@@ -5,6 +5,7 @@ import Topology
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Build a lab, connect its peers with traversal agents, and prove which path they took.",
         discussion: """
         For every file: builds the lab (plus a public rendezvous host when the file has none), \

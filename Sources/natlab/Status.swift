@@ -4,6 +4,7 @@ import Topology
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "List labs, or show one lab's nodes, namespaces, interfaces and addresses."
     )
 

@@ -5,6 +5,7 @@ import Topology
 
 struct Up: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "up",
         abstract: "Build a lab from a topology file and leave it running.",
         discussion: """
         Creates one network namespace per node (natlab-<lab>.<node>), veth pairs placed directly \

@@ -4,6 +4,7 @@ import Topology
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "validate",
         abstract: "Check topology files without creating anything.",
         discussion: """
         Reports every problem at once, each as FILE:LINE:COLUMN: error: MESSAGE — YAML syntax, \

@@ -10,6 +10,7 @@ import Glibc
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Probe every router of a lab and compare what it does with what the topology declares.",
         discussion: """
         One NAT layer at a time: for each router, an RFC 5780 server with two addresses is started \

@@ -47,7 +47,7 @@ struct NATBehaviourTests {
         #expect(try Self.udpEntries(lab: lab, node: "home1", port: 3478).count == 1, "P3 control: a load alone keeps entries")
 
         // The build step: load, then flush.
-        try LabBuilder(lab: lab, worker: worker).build([step]) { _ in }
+        try LabBuilder(lab: lab, worker: worker, netfilter: NetfilterSockets()).build([step]) { _ in }
         #expect(try Self.udpEntries(lab: lab, node: "home1", port: 3478).isEmpty, "the entry survived the build step")
         // And the in-process flush works on its own.
         _ = try Harness.natlab("exec", lab, "alice", "--", "python3", Harness.udpTool, "send", "40001", "\(stun):3478")

@@ -76,8 +76,11 @@ int cls_nlmsgerr_error(const void *nlmsgerr);
 /*
  * `conntrack -F` for the calling thread's network namespace, over ctnetlink (NETLINK_NETFILTER,
  * IPCTNL_MSG_CT_DELETE without attributes = flush, IPv4 and IPv6). 0 or -errno.
+ * With keep_fd, the socket is not closed once the kernel has answered: *keep_fd receives it (or -1)
+ * and the caller closes it later (closing a NETLINK_NETFILTER socket can wait for nf_tables, see
+ * NetfilterSockets.swift).
  */
-int cls_conntrack_flush(void);
+int cls_conntrack_flush(int *keep_fd);
 
 /*
  * `ip netns exec`: on the calling thread, join the network namespace at ns_path, unshare the mount
