@@ -231,3 +231,61 @@ int cls_conntrack_flush(int *keep_fd) {
         }
     }
 }
+
+/* The caller's NETLINK_NETFILTER sockets, handed to a child that closes them (see the header). */
+#include <dirent.h>
+#include <stdlib.h>
+
+static int cls_is_netfilter_socket(int fd) {
+    int domain = 0, protocol = 0;
+    socklen_t len = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_NETLINK) return 0;
+    len = sizeof protocol;
+    return getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) == 0 && protocol == NETLINK_NETFILTER;
+}
+
+static int cls_compare_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+pid_t cls_netfilter_closer_start(int *release_fd) {
+    *release_fd = -1;
+    int keep[1024];
+    int count = 0;
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir) return -errno;
+    int own = dirfd(dir);
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL && count < (int)(sizeof keep / sizeof keep[0]) - 1) {
+        if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+        int fd = atoi(entry->d_name);
+        if (fd != own && cls_is_netfilter_socket(fd)) keep[count++] = fd;
+    }
+    closedir(dir);
+    if (count == 0) return 0;
+
+    int release[2];
+    if (pipe2(release, O_CLOEXEC) != 0) return -errno;
+    keep[count++] = release[0];
+    qsort(keep, (size_t)count, sizeof keep[0], cls_compare_int);
+    pid_t pid = fork();
+    if (pid < 0) { int e = errno; close(release[0]); close(release[1]); return -e; }
+    if (pid == 0) {
+        /* Only syscalls from here (the parent may have other threads). Keep the netfilter sockets and
+         * the release pipe, close everything else (the caller's stdout above all: its reader must see
+         * EOF when the caller exits, not when this child does). */
+        unsigned int from = 0;
+        for (int i = 0; i < count; i++) {
+            if ((unsigned int)keep[i] > from) syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
+            from = (unsigned int)keep[i] + 1;
+        }
+        syscall(SYS_close_range, from, ~0U, 0);
+        char byte;
+        while (read(release[0], &byte, 1) < 0 && errno == EINTR) {}
+        _exit(0);   /* closing the sockets here is what waits for nf_tables */
+    }
+    close(release[0]);
+    *release_fd = release[1];
+    return pid;
+}

@@ -109,7 +109,9 @@ public enum RoleLauncher {
                 guard fd >= 0 else { throw LabError.state("cannot open \(log): \(String(cString: strerror(errno)))") }
                 defer { close(fd) }
                 let path = NetworkNamespace.path(of: LabNaming.namespace(lab: lab, node: node))
-                let pid = try NamespaceExec.spawn(namespacePath: path, argv: argv, stdin: devNull, stdout: fd, stderr: fd)
+                let pid = try Timing.measure("spawn \(node)", indent: 2) {
+                    try NamespaceExec.spawn(namespacePath: path, argv: argv, stdin: devNull, stdout: fd, stderr: fd)
+                }
                 started.append(RoleProcess(node: node, argv: argv, pid: pid, log: log))
             }
             // A user's program that dies at once is a broken command line: say so now, not at the

@@ -1,20 +1,23 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinuxSupport
 import CNFTables
 
 /// NETLINK_NETFILTER sockets (libnftables contexts, ctnetlink) whose close is postponed.
 ///
-/// Every nf_tables commit queues kernel work that frees the transaction after an RCU grace period
-/// (10–15 ms here). Closing *any* bound NETLINK_NETFILTER socket sends NETLINK_URELEASE, and
-/// nf_tables' handler of that event waits for the queued work (`flush_work`) before it returns. So a
-/// process that commits a ruleset and closes its socket at once — as `nft -f` does, and as natlab did
-/// per router — pays one grace period per commit.
+/// Every nf_tables commit queues kernel work that frees the transaction after an RCU grace period.
+/// Closing the last reference to *any* bound NETLINK_NETFILTER socket sends NETLINK_URELEASE, and
+/// nf_tables' handler of that event waits for the queued work (`flush_work`). So a process that commits
+/// a ruleset and closes its socket at once — as `nft -f` does, and as natlab did per router — waits for
+/// a grace period per commit. Measured with a C loop on fresh namespaces (kernel 6.18, 2 cores): the
+/// close waits 18.6 ms right after the commit, 7.9 ms 10 ms later, 0.5 ms 20 ms later.
 ///
-/// A lab build hands its sockets to one `NetfilterSockets` and closes them after its other work (the
-/// remaining nodes, the role processes): by then the kernel's work has usually run, and at most one
-/// wait remains for the whole build. Measured with a C loop of four fresh namespaces (2026-11-29,
-/// kernel 6.18): four apply+close cycles 40–60 ms; four applies then four closes 10 ms later, 12 ms.
+/// So a lab build hands its sockets to one `NetfilterSockets`, loads its rulesets first, and calls
+/// `close()` at the end. `close()` does not wait either: a forked child keeps a copy of every netfilter
+/// socket of the process while this process closes its own (no longer the last references, so
+/// instant), and the child's exit does whatever waiting is left. The rulesets are committed and in
+/// force either way; only the kernel's freeing of old transactions is left to the child.
 ///
 /// Thread-safe; `close()` is idempotent and also runs on deinit.
 public final class NetfilterSockets: @unchecked Sendable {
@@ -26,14 +29,21 @@ public final class NetfilterSockets: @unchecked Sendable {
 
     deinit { close() }
 
-    /// Closes every socket held (may wait for nf_tables, see above).
+    /// Closes every socket held without waiting for nf_tables (see above); if the child cannot be
+    /// forked, closes them here and waits.
     public func close() {
         let (held, fds) = lock.withLock { () -> ([OpaquePointer], [Int32]) in
             defer { contexts = []; descriptors = [] }
             return (contexts, descriptors)
         }
+        guard !held.isEmpty || !fds.isEmpty else { return }
+        var release: Int32 = -1
+        let closer = cls_netfilter_closer_start(&release)
         for fd in fds { _ = Glibc.close(fd) }
         if !held.isEmpty { NFTables.free(held) }
+        if release >= 0 { _ = Glibc.close(release) }
+        // Reap the child if it is already done; otherwise init does, once this process exits.
+        if closer > 0 { var status: Int32 = 0; _ = waitpid(closer, &status, WNOHANG) }
     }
 
     func hold(context: OpaquePointer) { lock.withLock { contexts.append(context) } }

@@ -83,6 +83,16 @@ int cls_nlmsgerr_error(const void *nlmsgerr);
 int cls_conntrack_flush(int *keep_fd);
 
 /*
+ * Closing the last reference to a bound NETLINK_NETFILTER socket waits until nf_tables has cleaned up
+ * the process's earlier commits (an RCU grace period, ~20 ms after the last commit). To close its
+ * sockets without that wait, a process forks a child holding a copy of each of them (found through
+ * /proc/self/fd), closes its own copies (not the last references: instant), then closes *release_fd:
+ * the child exits and its exit does the waiting. Returns the child's pid (reap it, or leave it to
+ * init once the caller exits), 0 when the process has no netfilter socket, or -errno.
+ */
+pid_t cls_netfilter_closer_start(int *release_fd);
+
+/*
  * `ip netns exec`: on the calling thread, join the network namespace at ns_path, unshare the mount
  * namespace, make / recursively a slave, remount /sys so it shows the namespace's devices, then
  * execvp(argv[0], argv). sysfs_name is used as the sysfs mount source (iproute2 uses the netns name).
