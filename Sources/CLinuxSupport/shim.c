@@ -289,3 +289,36 @@ pid_t cls_netfilter_closer_start(int *release_fd) {
     *release_fd = release[1];
     return pid;
 }
+
+/* Waits for processes that need not be the caller's children (pidfd_open + poll). */
+#include <poll.h>
+#include <time.h>
+
+int cls_wait_for_exit(const pid_t *pids, int count, int timeout_ms) {
+    struct pollfd fds[256];
+    int n = 0, unknown = 0;
+    for (int i = 0; i < count; i++) {
+        int fd = (int)syscall(SYS_pidfd_open, pids[i], 0);
+        if (fd >= 0 && n < 256) { fds[n].fd = fd; fds[n].events = POLLIN; fds[n].revents = 0; n++; }
+        else if (fd >= 0) { close(fd); unknown++; }
+        else if (errno != ESRCH) unknown++;   /* cannot tell: count it as running */
+    }
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    int running = n;
+    while (running > 0) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed >= timeout_ms) break;
+        int rc = poll(fds, (nfds_t)n, (int)(timeout_ms - elapsed));
+        if (rc < 0 && errno != EINTR) break;
+        running = 0;
+        for (int i = 0; i < n; i++) {
+            if (fds[i].fd < 0) continue;
+            if (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) { close(fds[i].fd); fds[i].fd = -1; }
+            else running++;
+        }
+    }
+    for (int i = 0; i < n; i++) if (fds[i].fd >= 0) close(fds[i].fd);
+    return running + unknown;
+}

@@ -163,11 +163,9 @@ public final class LabEngine {
         if !pids.isEmpty {
             for pid in pids { kill(pid, SIGTERM) }
             // Give them half a second to exit cleanly, then insist.
-            var waited = 0
-            while waited < 500, pids.contains(where: Self.isRunning) {
-                usleep(10_000); waited += 10
+            if Processes.waitForExit(pids, milliseconds: 500) > 0 {
+                for pid in pids where Self.isRunning(pid) { kill(pid, SIGKILL) }
             }
-            for pid in pids where Self.isRunning(pid) { kill(pid, SIGKILL) }
         }
         for ns in existing.reversed() {
             try? NetworkNamespace.delete(name: ns)

@@ -2,8 +2,8 @@ import Foundation
 
 /// `NATLAB_TIMING=1`: how long each phase of `up` takes, on stderr — where a slow build spends its
 /// time (namespace set-up, nftables commits, process start). Off by default; costs nothing then.
-enum Timing {
-    static let enabled = ProcessInfo.processInfo.environment["NATLAB_TIMING"] == "1"
+public enum Timing {
+    public static let enabled = ProcessInfo.processInfo.environment["NATLAB_TIMING"] == "1"
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
@@ -14,7 +14,7 @@ enum Timing {
     }
 
     /// Runs `body`; with timing on, reports how long it took.
-    static func measure<T>(_ what: @autoclosure () -> String, indent: Int = 0, _ body: () throws -> T) rethrows -> T {
+    public static func measure<T>(_ what: @autoclosure () -> String, indent: Int = 0, _ body: () throws -> T) rethrows -> T {
         guard enabled else { return try body() }
         let start = now()
         defer { report(now() - start, what(), indent: indent) }

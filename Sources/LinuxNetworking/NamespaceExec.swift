@@ -62,3 +62,13 @@ public enum NamespaceExec {
         return (rc, failedStep.map { String(cString: $0) })
     }
 }
+
+/// Processes that need not be ours (a lab's roles outlive the `natlab up` that started them).
+public enum Processes {
+    /// Waits until every process in `pids` has exited, or `milliseconds` have passed; returns how many
+    /// may still be running. Wakes the moment the last one exits (pidfd), not at the next poll tick.
+    public static func waitForExit(_ pids: [Int32], milliseconds: Int) -> Int {
+        guard !pids.isEmpty else { return 0 }
+        return Int(pids.withUnsafeBufferPointer { cls_wait_for_exit($0.baseAddress, Int32($0.count), Int32(milliseconds)) })
+    }
+}

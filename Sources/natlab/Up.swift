@@ -34,10 +34,10 @@ struct Up: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let topology = try loadTopology(file)
+            let topology = try Timing.measure("load and check the topology") { try loadTopology(file) }
             let labName = name ?? topology.name
             if let why = LabNaming.problem(withLabName: labName) { throw LabError.invalidName(why) }
-            let plan = Planner.plan(topology)
+            let plan = Timing.measure("plan") { Planner.plan(topology) }
             if emitShell {
                 print(ShellScript.render(plan) { LabNaming.shellNamespace(lab: labName, node: $0) }, terminator: "")
                 return
@@ -50,7 +50,7 @@ struct Up: ParsableCommand {
                 printError("collected leftovers first: \(Report.collection(collected))")
             }
             if json {
-                print(try Report.json(record))
+                print(try Timing.measure("encode the JSON report") { try Report.json(record) })
             } else {
                 let ms = record.buildMilliseconds.map { String(format: "%.1f ms", $0) } ?? "?"
                 print("lab \(record.name) is up (\(record.plan.nodes.count) namespaces, built in \(ms))")

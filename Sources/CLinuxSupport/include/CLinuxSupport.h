@@ -93,6 +93,12 @@ int cls_conntrack_flush(int *keep_fd);
 pid_t cls_netfilter_closer_start(int *release_fd);
 
 /*
+ * Waits up to timeout_ms until every process in pids has exited (children or not: pidfd_open + poll,
+ * so the wait ends the moment the last one exits). Returns how many may still be running.
+ */
+int cls_wait_for_exit(const pid_t *pids, int count, int timeout_ms);
+
+/*
  * `ip netns exec`: on the calling thread, join the network namespace at ns_path, unshare the mount
  * namespace, make / recursively a slave, remount /sys so it shows the namespace's devices, then
  * execvp(argv[0], argv). sysfs_name is used as the sysfs mount source (iproute2 uses the netns name).
