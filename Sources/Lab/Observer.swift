@@ -16,10 +16,14 @@ public struct Observer {
 
     /// Loads every node's counter tables (replacing earlier ones, which zeroes the counters).
     func install() throws {
+        // One commit per node; their sockets are closed together at the end, without waiting for
+        // nf_tables' clean-up of each commit (see `NetfilterSockets`).
+        let netfilter = NetfilterSockets()
+        defer { netfilter.close() }
         for (node, script) in plan.scripts.sorted(by: { $0.key < $1.key }) {
             let file = try NetworkNamespace.open(name: LabNaming.namespace(lab: lab, node: node))
             do {
-                try worker.run(in: file) { try NFTables.apply(script) }
+                try worker.run(in: file) { try NFTables.apply(script, deferClose: netfilter) }
             } catch {
                 throw LabError.state("cannot install the traffic counters in \(node): \(error)")
             }
