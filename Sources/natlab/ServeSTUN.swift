@@ -69,6 +69,7 @@ struct ServeSTUN: ParsableCommand {
     }
 
     func run() throws {
+        StopSignals.block()
         var config = STUNServerConfiguration(addresses: listen.compactMap { STUNIPAddress($0) }, port: UInt16(port),
                                              tcp: tcp, software: software.isEmpty ? nil : software)
         if let threads { config.threads = threads }
@@ -82,13 +83,6 @@ struct ServeSTUN: ParsableCommand {
             printError("serve stun: cannot listen: \(error)")
             throw ExitCode(1)
         }
-        let sources = [SIGINT, SIGTERM].map { sig -> any DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { server.shutdown() }
-            source.resume()
-            return source
-        }
         if exitOnStdinEOF {
             Thread.detachNewThread {
                 var buffer = [UInt8](repeating: 0, count: 4096)
@@ -96,15 +90,14 @@ struct ServeSTUN: ParsableCommand {
                     let n = read(0, &buffer, buffer.count)
                     if n == 0 || (n < 0 && errno != EINTR) { break }
                 }
-                server.shutdown()
+                StopSignals.stop()
             }
         }
         let mode = server.core.supportsBehaviourDiscovery ? "RFC 5780 on" : "one address,"
         print("natlab serve stun: \(mode) \(server.listening.joined(separator: ", ")) (\(config.threads) threads)")
         fflush(nil)
-        server.wait()
+        StopSignals.wait()
         server.shutdown()
-        withExtendedLifetime(sources) {}
         print("natlab serve stun: stopped")
         fflush(nil)
     }
