@@ -49,7 +49,7 @@ public final class LabEngine {
         Interrupts.install()
         defer { Interrupts.uninstall() }
 
-        let (collected, lock) = try Timing.measure("collect stale labs, create the lab's record") {
+        let (collected, lock) = try Timing.measure("collect stale labs, create the lab's directory") {
             try store.withGlobalLock { () throws -> (Collection, FileLock) in
                 let collected = try collectLocked(all: false)
                 return (collected, try store.createLab(name))
@@ -58,8 +58,8 @@ public final class LabEngine {
         var record = LabRecord(name: name, state: .building, topologyFile: topologyFile,
                                ownerPID: getpid(), created: Date(), buildMilliseconds: nil, plan: plan, roles: nil)
         var created: [String] = []
-        // Closed after the role processes have started, which overlaps nf_tables' clean-up of the
-        // build's commits with useful work (NetfilterSockets); also closed on failure (deinit).
+        // The build's netfilter sockets, closed once the roles have started and without waiting for
+        // nf_tables' clean-up of the commits (NetfilterSockets); on failure, by deinit.
         let netfilter = NetfilterSockets()
         do {
             try Timing.measure("write record and journal") {

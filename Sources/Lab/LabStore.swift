@@ -72,8 +72,11 @@ public struct LabStore: Sendable {
         let fd = open(path + ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw LabError.state("cannot write \(path).tmp: \(String(cString: strerror(errno)))") }
         let written = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let err = errno
         close(fd)
-        guard written == data.count else { throw LabError.state("cannot write \(path).tmp: short write") }
+        guard written == data.count else {
+            throw LabError.state("cannot write \(path).tmp: \(written < 0 ? String(cString: strerror(err)) : "short write")")
+        }
         guard rename(path + ".tmp", path) == 0 else {
             throw LabError.state("cannot write \(path): \(String(cString: strerror(errno)))")
         }

@@ -42,8 +42,22 @@ public final class NetfilterSockets: @unchecked Sendable {
         for fd in fds { _ = Glibc.close(fd) }
         if !held.isEmpty { NFTables.free(held) }
         if release >= 0 { _ = Glibc.close(release) }
-        // Reap the child if it is already done; otherwise init does, once this process exits.
-        if closer > 0 { var status: Int32 = 0; _ = waitpid(closer, &status, WNOHANG) }
+        if closer > 0 { Self.reap(adding: closer) }
+    }
+
+    /// Children of earlier `close()` calls not reaped yet: a long-lived natlab (`natlab run`) reaps each
+    /// at its next `close()`; whatever is left when natlab exits, init reaps.
+    private static let closersLock = PThreadLock()
+    nonisolated(unsafe) private static var closers: [pid_t] = []
+
+    private static func reap(adding pid: pid_t) {
+        closersLock.withLock {
+            closers.append(pid)
+            closers.removeAll { child in
+                var status: Int32 = 0
+                return waitpid(child, &status, WNOHANG) != 0   // reaped, or not ours any more
+            }
+        }
     }
 
     func hold(context: OpaquePointer) { lock.withLock { contexts.append(context) } }
