@@ -10,6 +10,11 @@
 #     (client -> peer and back), so relayed datagrams/s = 2 x echoed messages/s.
 #   allocations/s: Scripts/lib/turn-alloc-load.py (4.6.1 has no allocation load mode), SOCKETS
 #     sockets each cycling Allocate (long-term credentials) and Refresh LIFETIME=0 for SECONDS.
+# Both relays run their default threads: one per core (coturn's relay threads, natlab's event loops).
+# On a 2-core machine everything shares the two cores, so a relay's figure also depends on the CPU it
+# gets beside the generators. The allocation generator is one Python process and uses a whole core
+# with either server (measured with /proc/PID/stat while it runs): there the figure is bounded by the
+# generator about as much as by the server, and the ratio stays near 1.
 # Medians of RUNS (default 5) runs; ratio natlab/coturn (> 1: natlab faster). Numbers, not assertions.
 runs=${1:-5}
 command -v turnserver >/dev/null && command -v turnutils_uclient >/dev/null || natlab_install_packages "${NATLAB_TEST_PACKAGES[@]}"
@@ -87,7 +92,7 @@ try:
     time.sleep(1)
     pps = {k: [] for k in servers}; loss = {k: [] for k in servers}; allocs = {k: [] for k in servers}
     failed = {k: 0 for k in servers}
-    print(f"natlab {natlab}; coturn: {sh('dpkg-query', '-W', '-f=${Version}', 'coturn').stdout} (turnserver, default threads = CPUs: {os.cpu_count()})")
+    print(f"natlab {natlab} (event loops = CPUs: {os.cpu_count()}); coturn: {sh('dpkg-query', '-W', '-f=${Version}', 'coturn').stdout} (turnserver, default threads = CPUs: {os.cpu_count()})")
     print(f"relay load: {PROCS} x turnutils_uclient -c -m {CLIENTS} -n {MSGS} -l {SIZE} -z {INTERVAL} (channels, echo peer); "
           f"allocations: {SOCKETS} sockets x {SECONDS} s Allocate+Refresh(0); {runs} runs, medians\n")
     for i in range(runs):

@@ -43,12 +43,15 @@ struct ServeTURN: ParsableCommand {
     @Flag(help: "Refuse no peer range (own addresses stay refused).") var allowAllPeers = false
     @Option(help: "Write per-allocation statistics (JSON) to this file.") var stats: String?
     @Flag(help: "Serve UDP clients only (by default clients may also connect over TCP; relaying is UDP).") var noTcp = false
+    @Option(help: "Event loops (threads), each serving the clients the kernel hands its SO_REUSEPORT sockets (default: one per core).")
+    var threads: Int?
 
     func run() throws {
         let listen = try (self.listen.isEmpty ? ["0.0.0.0:3478"] : self.listen).map { s -> STUNAddress in
             guard let a = STUNAddress(s) else { throw ValidationError("--listen \(s): expected IP:PORT") }
             return a
         }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         let relayText = relayAddress ?? listen[0].ip.description
         guard let relayIP = STUNIPAddress(relayText), relayIP.family == .ipv4, relayIP != .ipv4(0) else {
             throw ValidationError("--relay-address: need an IPv4 address (listening on 0.0.0.0 needs --relay-address)")
@@ -86,11 +89,13 @@ struct ServeTURN: ParsableCommand {
         config.ownAddresses = Set(listen.map(\.ip)).union([relayIP])
         let server: TURNRelayServer
         do {
-            server = try TURNRelayServer.start(TURNServerOptions(listen: listen, config: config, statsPath: stats, tcp: !noTcp))
+            var options = TURNServerOptions(listen: listen, config: config, statsPath: stats, tcp: !noTcp)
+            if let threads { options.threads = threads }
+            server = try TURNRelayServer.start(options)
         } catch {
             throw ValidationError("cannot start the relay: \(error)")
         }
-        FileHandle.standardOutput.write(Data("natlab turn: listening on \(listen.map(\.description).joined(separator: ", ")) (\(noTcp ? "udp" : "udp, tcp")), relaying from \(relayIP), realm \(realm)\n".utf8))
+        FileHandle.standardOutput.write(Data("natlab turn: listening on \(listen.map(\.description).joined(separator: ", ")) (\(noTcp ? "udp" : "udp, tcp")), relaying from \(relayIP), realm \(realm), \(server.threads) threads\n".utf8))
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let done = DispatchSemaphore(value: 0)

@@ -32,13 +32,13 @@ final class Rig {
     var user = "alice", password = "secret"
     var nonce: String?
 
-    init(_ configure: (inout TURNConfig) -> Void = { _ in }) {
+    init(shared: TURNShared = TURNShared(), _ configure: (inout TURNConfig) -> Void = { _ in }) {
         var c = TURNConfig(relayAddress: STUNIPAddress("203.0.113.5")!)
         c.realm = "lab"
         c.credentials = .users(["alice": "secret", "bob": "hunter2"])
         c.ownAddresses = [STUNIPAddress("203.0.113.5")!]
         configure(&c)
-        core = TURNServerCore(config: c, nonceSecret: Array(repeating: 7, count: 32))
+        core = TURNServerCore(config: c, nonceSecret: Array(repeating: 7, count: 32), shared: shared)
     }
 
     var key: STUNIntegrityKey { .longTerm(username: user, realm: "lab", password: password, preparation: .none) }
@@ -345,5 +345,80 @@ final class Rig {
         let rig = Rig()
         let r = rig.raw(STUNMessage(method: .binding, class: .request).encode())
         #expect(r?.messageClass == .successResponse && r?.xorMappedAddress == rig.client)
+    }
+
+    // The relay runs one core per event loop (shard), all with one `TURNShared`: two rigs sharing one
+    // stand for two shards, each with the clients the kernel handed its sockets.
+
+    @Test("shards: the per-user quota and allocation serials hold across cores; freed by a deletion on either")
+    func shardsShareQuotaAndSerials() throws {
+        let shared = TURNShared()
+        let a = Rig(shared: shared) { $0.userQuota = 1 }, b = Rig(shared: shared) { $0.userQuota = 1 }
+        b.client = STUNAddress("198.51.100.8:40000")!
+        #expect(a.allocate().messageClass == .successResponse)
+        #expect(b.allocate().errorCode?.code == 486)
+        #expect(a.request(.refresh, [.lifetime(0)]).messageClass == .successResponse)
+        #expect(b.allocate().messageClass == .successResponse)
+        let ids = a.core.snapshot(now: a.now, listen: [], started: 0).allocations.map(\.id)
+            + b.core.snapshot(now: b.now, listen: [], started: 0).allocations.map(\.id)
+        #expect(Set(ids) == ["a1", "a2"])
+        #expect(shared.totalAllocations == 2)
+    }
+
+    @Test("shards: a RESERVATION-TOKEN from one core allocates its port on another; relay ports are never handed out twice")
+    func shardsShareReservationsAndPorts() throws {
+        let shared = TURNShared()
+        let a = Rig(shared: shared) { $0.relayPorts = 50000...50003 }, b = Rig(shared: shared) { $0.relayPorts = 50000...50003 }
+        b.client = STUNAddress("198.51.100.8:40000")!
+        let rtp = a.allocate([.evenPort(reserveNext: true)])
+        let port = try #require(rtp.xorRelayedAddress?.port)
+        guard case .reservationToken(let token)? = rtp.first(.reservationToken) else { Issue.record("no token: \(rtp)"); return }
+        #expect(b.allocate([.reservationToken(token)]).xorRelayedAddress?.port == port + 1)
+        // Two ports left of four: one for each core, then none.
+        b.client = STUNAddress("198.51.100.8:40001")!; b.nonce = nil
+        a.client = STUNAddress("198.51.100.7:40001")!; a.nonce = nil
+        let third = try #require(a.allocate().xorRelayedAddress?.port)
+        let fourth = try #require(b.allocate().xorRelayedAddress?.port)
+        #expect(Set([port, port + 1, third, fourth]) == Set(50000...50003))
+        b.client = STUNAddress("198.51.100.8:40002")!; b.nonce = nil
+        #expect(b.allocate().errorCode?.code == 508)
+    }
+
+    @Test("shards: a client reaches the relayed address of an allocation another core holds, and no unused relay port")
+    func shardsRelayToRelay() throws {
+        let shared = TURNShared()
+        let a = Rig(shared: shared), b = Rig(shared: shared)
+        b.client = STUNAddress("198.51.100.8:40000")!
+        let theirs = try #require(b.allocate().xorRelayedAddress)
+        _ = try #require(a.allocate().xorRelayedAddress)
+        #expect(a.request(.channelBind, [.channelNumber(0x4000), .xorPeerAddress(theirs)]).messageClass == .successResponse)
+        _ = a.raw(ChannelData(channelNumber: 0x4000, data: [1, 2]).encode(padded: false))
+        #expect(a.io.toPeers.count == 1 && a.io.toPeers[0].peer == theirs)
+        #expect(b.request(.refresh, [.lifetime(0)]).messageClass == .successResponse)
+        _ = a.raw(ChannelData(channelNumber: 0x4000, data: [1, 2]).encode(padded: false))
+        #expect(a.io.toPeers.count == 1 && a.core.dropped["denied peer"] == 1)
+    }
+
+    @Test("shards: statistics merge live allocations in creation order and ended ones by end time, errors and drops summed")
+    func shardsMergeStatistics() throws {
+        let shared = TURNShared()
+        let a = Rig(shared: shared), b = Rig(shared: shared)
+        b.client = STUNAddress("198.51.100.8:40000")!
+        _ = a.allocate()
+        _ = b.allocate()
+        a.client = STUNAddress("198.51.100.7:40001")!; a.nonce = nil
+        _ = a.allocate()
+        b.now = b.now.advanced(by: 1)
+        #expect(b.request(.refresh, [.lifetime(0)]).messageClass == .successResponse)
+        _ = a.raw(ChannelData(channelNumber: 0x4000, data: [1]).encode(padded: false))
+        _ = b.raw(ChannelData(channelNumber: 0x4000, data: [1]).encode(padded: false))
+        let parts = [a, b].map { $0.core.snapshot(now: $0.now, listen: ["203.0.113.5:3478"], started: 0) }
+        let merged = try #require(TURNStatsSnapshot.merging(parts, historyLimit: 10))
+        #expect(merged.allocations.map(\.id) == ["a1", "a3", "a2"])
+        #expect(merged.allocations.map(\.state) == ["active", "active", "deleted"])
+        #expect(merged.activeAllocations == 2 && merged.totalAllocations == 3)
+        #expect(merged.errors["401"] == parts[0].errors["401", default: 0] + parts[1].errors["401", default: 0])
+        #expect(merged.dropped["no allocation", default: 0] + merged.dropped["unbound channel", default: 0] == 2)
+        #expect(TURNStatsSnapshot.merging(parts, historyLimit: 0)?.allocations.count == 2)
     }
 }

@@ -1,10 +1,19 @@
-// The TURN relay on swift-nio: one UDP socket per listening address, one per allocation (its
-// relayed address). Everything runs on one event loop, which owns the `TURNServerCore` value.
+// The TURN relay on swift-nio, sharded by event loop. There is one event loop per core by default,
+// and each is a *shard*: it binds its own UDP socket on every listening address with SO_REUSEPORT, so
+// the kernel spreads clients over the shards by 4-tuple and a client's datagrams always reach the same
+// shard. The shard owns those clients' allocations (its own `TURNServerCore`) and their relayed
+// sockets (registered on its loop), so no relayed datagram crosses threads in either direction and
+// the data path takes no lock. TCP clients: one listener per address; a connection is served by the
+// shard whose loop NIO gives it. What shards must agree on (quotas, serials, relay ports,
+// reservations) is `TURNShared`, locked per allocation, not per packet; the relayed sockets' file
+// descriptors are shared as well (`RelaySockets`), because the port of a RESERVATION-TOKEN may be
+// taken up by a client of another shard. Shard 0's timer gathers every shard's statistics once a second.
 #if canImport(Glibc)
 import Glibc
 #endif
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import STUNWire
@@ -18,45 +27,53 @@ public struct TURNServerOptions: Sendable {
     public var statsPath: String?
     /// Also accept clients over TCP on the listening addresses (relaying stays UDP).
     public var tcp: Bool
-    public init(listen: [STUNAddress], config: TURNConfig, statsPath: String? = nil, tcp: Bool = true) {
+    /// Event loops (shards), each with its own SO_REUSEPORT socket per listening address.
+    public var threads: Int
+    public init(listen: [STUNAddress], config: TURNConfig, statsPath: String? = nil, tcp: Bool = true,
+                threads: Int = System.coreCount) {
         self.listen = listen
         self.config = config
         self.statsPath = statsPath
         self.tcp = tcp
+        self.threads = threads
     }
+}
+
+/// The relayed sockets bound and not yet closed, by port, for every shard: a port is bound by the
+/// shard that allocates (or reserves) it and may be read by another (a redeemed reservation).
+final class RelaySockets: Sendable {
+    private let fds = NIOLockedValueBox([UInt16: Int32]())
+    func add(_ port: UInt16, _ fd: Int32) { fds.withLockedValue { $0[port] = fd } }
+    func fd(_ port: UInt16) -> Int32? { fds.withLockedValue { $0[port] } }
+    func remove(_ port: UInt16) -> Int32? { fds.withLockedValue { $0.removeValue(forKey: port) } }
 }
 
 /// A running relay. Create with `start`, stop with `stop`.
 public final class TURNRelayServer: @unchecked Sendable {
-    // Everything below is touched only on `loop` (the one event loop of `group`).
     let group: MultiThreadedEventLoopGroup
-    let loop: EventLoop
-    var core: TURNServerCore
-    var servers: [STUNAddress: Channel] = [:]
-    /// TCP connections of clients, by 5-tuple.
-    var connections: [TURNFiveTuple: Channel] = [:]
-    var dirtyConnections: [Channel] = []
-    var listeners: [Channel] = []
-    var relays: [UInt16: Channel] = [:]
-    /// Relay sockets bound but not yet registered (their fds), and ports closed meanwhile.
-    var closedWhilePending: Set<UInt16> = []
-    /// Every relayed socket, bound (by port); those with a permission are also NIO channels (`relays`).
-    var fds: [UInt16: Int32] = [:]
-    var activating: Set<UInt16> = []
-    var pendingLog: [String] = []
-    var dirtyRelays: [Channel] = []
-    var dirtyServers = false
+    let shards: [Shard]
     let options: TURNServerOptions
     let started: Double
-    var lastStats: Data?
     let logger: Logger
-    var timer: RepeatedTask?
-    var logLines = 0
+    // Set in `start` before it returns, read in `stop`.
+    var listeners: [Channel] = []
+    var timers: [RepeatedTask] = []
+    /// The last statistics written (compared without their time stamp); only on shard 0's loop.
+    var lastStats: Data?
 
     init(options: TURNServerOptions, logger: Logger) {
-        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        loop = group.next()
-        core = TURNServerCore(config: options.config)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+        // One nonce secret for all shards: a nonce stays valid whichever shard checks it.
+        var secret = [UInt8]()
+        for _ in 0..<32 { secret.append(UInt8.random(in: 0...255)) }
+        let shared = TURNShared()
+        let sockets = RelaySockets()
+        var shards: [Shard] = []
+        for loop in group.makeIterator() {
+            shards.append(Shard(loop: loop, core: TURNServerCore(config: options.config, nonceSecret: secret, shared: shared),
+                                sockets: sockets, relayAddress: options.config.relayAddress, logger: logger))
+        }
+        self.shards = shards
         self.options = options
         self.logger = logger
         started = Date().timeIntervalSince1970
@@ -65,208 +82,98 @@ public final class TURNRelayServer: @unchecked Sendable {
     /// Binds the listening sockets and starts relaying.
     public static func start(_ options: TURNServerOptions, logger: Logger = Logger(label: "natlab.turn")) throws -> TURNRelayServer {
         let s = TURNRelayServer(options: options, logger: logger)
-        for address in options.listen {
-            let sa = address.socketAddress
-            let ch = try s.bootstrap { ServerHandler(relay: s, local: address) }.bind(to: sa).wait()
-            try s.loop.submit { s.servers[address] = ch }.wait()
-        }
-        if options.tcp {
-            for address in options.listen {
-                let sa = address.socketAddress
-                let listener = try ServerBootstrap(group: s.group)
-                    .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                    .childChannelInitializer { ch in
-                        ch.eventLoop.makeCompletedFuture {
-                            try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(TURNStreamDecoder()))
-                            try ch.pipeline.syncOperations.addHandler(StreamHandler(relay: s, local: address))
-                        }
-                    }
-                    .bind(to: sa).wait()
-                try s.loop.submit { s.listeners.append(listener) }.wait()
+        var opened: [Channel] = []
+        do {
+            for shard in s.shards {
+                for address in options.listen {
+                    let ch = try s.bootstrap(shard, reusePort: s.shards.count > 1) { ServerHandler(shard: shard, local: address) }
+                        .bind(to: address.socketAddress).wait()
+                    opened.append(ch)
+                    try shard.loop.submit { shard.servers[address] = ch }.wait()
+                }
             }
+            if options.tcp {
+                for address in options.listen {
+                    let listener = try ServerBootstrap(group: s.group)
+                        .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                        .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                        .childChannelInitializer { ch in
+                            ch.eventLoop.makeCompletedFuture {
+                                let shard = s.shard(of: ch.eventLoop)
+                                try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(TURNStreamDecoder()))
+                                try ch.pipeline.syncOperations.addHandler(StreamHandler(shard: shard, local: address))
+                            }
+                        }
+                        .bind(to: address.socketAddress).wait()
+                    opened.append(listener)
+                    s.listeners.append(listener)
+                }
+            }
+        } catch {
+            for ch in opened { try? ch.close().wait() }
+            try? s.group.syncShutdownGracefully()
+            throw error
         }
-        s.timer = s.loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in s.tick() }
-        try s.loop.submit { s.writeStats(force: true) }.wait()
+        for shard in s.shards {
+            s.timers.append(shard.loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                shard.tick()
+                if shard === s.shards[0] { s.writeStats(force: false) }
+            })
+        }
+        try s.shards[0].loop.flatSubmit { s.writeStats(force: true) }.wait()
         return s
     }
 
-    func bootstrap(_ handler: @escaping @Sendable () -> ChannelHandler) -> DatagramBootstrap {
-        DatagramBootstrap(group: group)
+    /// Event loops (shards) relaying.
+    public var threads: Int { shards.count }
+
+    /// The shard of a channel's event loop (TCP connections: NIO picks the loop).
+    func shard(of loop: EventLoop) -> Shard {
+        shards.first { $0.loop === loop } ?? shards[0]
+    }
+
+    func bootstrap(_ shard: Shard, reusePort: Bool, _ handler: @escaping @Sendable () -> ChannelHandler) -> DatagramBootstrap {
+        var b = DatagramBootstrap(group: shard.loop)
             .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .channelOption(ChannelOptions.datagramVectorReadMessageCount, value: 32)
             .channelOption(ChannelOptions.maxMessagesPerRead, value: 8)
             .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * 32))
             .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
             .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
-            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(handler()) } }
-    }
-
-    /// Relayed sockets: few options (each costs per allocation); the handler finds its port from the channel.
-    lazy var relayBootstrap: DatagramBootstrap = DatagramBootstrap(group: group)
-        .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * 8))
-        .channelOption(ChannelOptions.datagramVectorReadMessageCount, value: 8)
-        .channelInitializer { [unowned self] ch in
-            ch.eventLoop.makeCompletedFuture {
-                let port = UInt16(ch.localAddress?.port ?? 0)
-                try ch.pipeline.syncOperations.addHandler(RelayHandler(relay: self, port: port))
-            }
+        if reusePort {
+            b = b.channelOption(ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
         }
+        return b.channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(handler()) } }
+    }
 
     /// Ends every allocation, writes the final statistics, closes the sockets.
     public func stop() {
-        try? loop.submit {
-            self.timer?.cancel()
-            var io = IO(relay: self)
-            self.core.shutdown(now: .now(), io: &io)
-            self.writeStats(force: true)
-            self.writeLog()
-            for ch in self.servers.values { ch.close(promise: nil) }
-            for ch in self.listeners + Array(self.connections.values) { ch.close(promise: nil) }
-        }.wait()
+        for t in timers { t.cancel() }
+        for shard in shards { try? shard.loop.submit { shard.shutdown() }.wait() }
+        try? shards[0].loop.flatSubmit { self.writeStats(force: true) }.wait()
+        for ch in listeners { try? ch.close().wait() }
         try? group.syncShutdownGracefully()
     }
 
-    func tick() {
-        var io = IO(relay: self)
-        core.expire(now: .now(), io: &io)
-        writeStats(force: false)
-        writeLog()
-    }
-
-    func writeStats(force: Bool) {
-        guard let path = options.statsPath else { return }
-        let snap = core.snapshot(now: .now(), listen: options.listen.map(\.description), started: started)
-        var cmp = snap
-        cmp.updated = 0
-        let key = cmp.encoded(pretty: false)
-        guard force || key != lastStats else { return }
-        lastStats = key
-        let tmp = path + ".tmp"
-        if FileManager.default.createFile(atPath: tmp, contents: snap.encoded()) {
-            rename(tmp, path)
-        }
-    }
-
-    /// Log lines go out once a second (the timer), not one write per allocation.
-    func logLine(_ line: String) {
-        guard logLines < 100_000 else { return }  // a flood of bad requests must not fill the disk
-        logLines += 1
-        pendingLog.append(line)
-    }
-
-    func writeLog() {
-        guard !pendingLog.isEmpty else { return }
-        FileHandle.standardError.write(Data(pendingLog.map { "natlab turn: \($0)\n" }.joined().utf8))
-        pendingLog.removeAll()
-    }
-
-    func flush() {
-        if dirtyServers {
-            dirtyServers = false
-            for ch in servers.values { ch.flush() }
-        }
-        if !dirtyConnections.isEmpty {
-            for ch in dirtyConnections { ch.flush() }
-            dirtyConnections.removeAll(keepingCapacity: true)
-        }
-        if !dirtyRelays.isEmpty {
-            for ch in dirtyRelays { ch.flush() }
-            dirtyRelays.removeAll(keepingCapacity: true)
-        }
-    }
-
-    // MARK: I/O for the core
-
-    struct IO: TURNIO {
-        let relay: TURNRelayServer
-
-        mutating func send(_ bytes: [UInt8], to client: TURNFiveTuple) {
-            if client.transport == .tcp {
-                guard let ch = relay.connections[client] else { return }
-                var buf = ch.allocator.buffer(capacity: bytes.count)
-                buf.writeBytes(bytes)
-                ch.write(buf, promise: nil)
-                if relay.dirtyConnections.last !== ch { relay.dirtyConnections.append(ch) }
-                return
-            }
-            let sa = client.client.socketAddress
-            guard let ch = relay.servers[client.server] else { return }
-            var buf = ch.allocator.buffer(capacity: bytes.count)
-            buf.writeBytes(bytes)
-            ch.write(AddressedEnvelope(remoteAddress: sa, data: buf), promise: nil)
-            relay.dirtyServers = true
-        }
-
-        mutating func relay(_ bytes: ArraySlice<UInt8>, fromPort port: UInt16, to peer: STUNAddress) {
-            let sa = peer.socketAddress
-            guard let ch = relay.relays[port] else {
-                // Not registered with NIO yet (activation is asynchronous): send on the socket itself.
-                if let fd = relay.fds[port] { TURNRelayServer.sendDirect(fd: fd, bytes, to: peer) }
-                return
-            }
-            var buf = ch.allocator.buffer(capacity: bytes.count)
-            buf.writeBytes(bytes)
-            ch.write(AddressedEnvelope(remoteAddress: sa, data: buf), promise: nil)
-            if relay.dirtyRelays.last !== ch { relay.dirtyRelays.append(ch) }
-        }
-
-        mutating func openRelay(port: UInt16) -> Bool { relay.openRelay(port: port) }
-
-        mutating func log(_ line: String) { relay.logLine(line) }
-
-        mutating func closeRelay(port: UInt16) {
-            guard let fd = relay.fds.removeValue(forKey: port) else { return }
-            if let ch = relay.relays.removeValue(forKey: port) {
-                ch.close(promise: nil)
-            } else if relay.activating.contains(port) {
-                relay.closedWhilePending.insert(port)
-            } else {
-                close(fd)  // never handed to NIO
-            }
-        }
-
-        mutating func activateRelay(port: UInt16) { relay.activate(port: port) }
-    }
-
-    /// Binds the relayed socket now (so the port is known to be ours before the Allocate is answered);
-    /// NIO reads it from its first permission on (`activate`).
-    func openRelay(port: UInt16) -> Bool {
-        // Not `core.config`: this runs while the core is being mutated (exclusive access).
-        guard case .ipv4(let ip) = options.config.relayAddress else { return false }
-        let fd = socket(AF_INET, CLS_SOCK_DGRAM | CLS_SOCK_CLOEXEC, 0)
-        guard fd >= 0 else { return false }
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = port.bigEndian
-        sa.sin_addr.s_addr = ip.bigEndian
-        let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { close(fd); return false }
-        closedWhilePending.remove(port)
-        fds[port] = fd
-        return true
-    }
-
-    /// Hands the relayed socket to NIO once it has a permission. Datagrams that arrived before (from
-    /// peers without a permission then) are discarded first.
-    func activate(port: UInt16) {
-        guard let fd = fds[port], relays[port] == nil, !activating.contains(port) else { return }
-        var scratch = [UInt8](repeating: 0, count: 2048)
-        while recv(fd, &scratch, scratch.count, CLS_MSG_DONTWAIT) >= 0 {}
-        activating.insert(port)
-        // Socket buffers set here, on the fd: every channel option NIO applies costs a dynamic cast,
-        // and allocation rate is measured (Scripts/bench turn).
-        var size: Int32 = 1 << 20
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        relayBootstrap.withBoundSocket(fd).whenComplete { result in
-            switch result {
-            case .success(let ch):
-                self.activating.remove(port)
-                if self.closedWhilePending.remove(port) != nil { ch.close(promise: nil) } else { self.relays[port] = ch }
-            case .failure(let e):
-                self.activating.remove(port)
-                self.logger.error("relay socket on port \(port): \(e)")
+    /// Gathers every shard's statistics (each on its own loop) and writes them when they changed.
+    /// Runs on shard 0's loop.
+    @discardableResult
+    func writeStats(force: Bool) -> EventLoopFuture<Void> {
+        let loop = shards[0].loop
+        guard let path = options.statsPath else { return loop.makeSucceededVoidFuture() }
+        let now = TURNTime.now()
+        let listen = options.listen.map(\.description), started = started, limit = options.config.historyLimit
+        let parts = shards.map { shard in shard.loop.submit { shard.core.snapshot(now: now, listen: listen, started: started) } }
+        return EventLoopFuture.whenAllSucceed(parts, on: loop).map { parts in
+            guard let snap = TURNStatsSnapshot.merging(parts, historyLimit: limit) else { return }
+            var cmp = snap
+            cmp.updated = 0
+            let key = cmp.encoded(pretty: false)
+            guard force || key != self.lastStats else { return }
+            self.lastStats = key
+            let tmp = path + ".tmp"
+            if FileManager.default.createFile(atPath: tmp, contents: snap.encoded()) {
+                rename(tmp, path)
             }
         }
     }
@@ -285,15 +192,209 @@ public final class TURNRelayServer: @unchecked Sendable {
             }
         }
     }
+}
+
+extension TURNRelayServer {
+    /// One event loop's share of the relay. Everything in it is touched only on `loop`.
+    final class Shard: @unchecked Sendable {
+        let loop: EventLoop
+        var core: TURNServerCore
+        let sockets: RelaySockets
+        let relayAddress: STUNIPAddress
+        let logger: Logger
+        /// This shard's socket on each listening address.
+        var servers: [STUNAddress: Channel] = [:]
+        /// TCP connections of clients, by 5-tuple.
+        var connections: [TURNFiveTuple: Channel] = [:]
+        var dirtyConnections: [Channel] = []
+        /// Relayed sockets read by NIO (those with a permission).
+        var relays: [UInt16: Channel] = [:]
+        /// Relayed sockets being registered with NIO, and those closed meanwhile.
+        var activating: Set<UInt16> = []
+        var closedWhilePending: Set<UInt16> = []
+        var pendingLog: [String] = []
+        var dirtyRelays: [Channel] = []
+        var dirtyServers = false
+        var flushScheduled = false
+        var logLines = 0
+
+        init(loop: EventLoop, core: TURNServerCore, sockets: RelaySockets, relayAddress: STUNIPAddress, logger: Logger) {
+            self.loop = loop
+            self.core = core
+            self.sockets = sockets
+            self.relayAddress = relayAddress
+            self.logger = logger
+        }
+
+        /// Relayed sockets: few options (each costs per allocation); the handler finds its port from the channel.
+        lazy var relayBootstrap: DatagramBootstrap = DatagramBootstrap(group: loop)
+            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * 8))
+            .channelOption(ChannelOptions.datagramVectorReadMessageCount, value: 8)
+            // One recvmmsg per readiness event: NIO otherwise reads again until EAGAIN, a second
+            // system call per event on a socket that carries one allocation's traffic; epoll is
+            // level-triggered, so what is left is read on the next iteration.
+            .channelOption(ChannelOptions.maxMessagesPerRead, value: 1)
+            .channelInitializer { [unowned self] ch in
+                ch.eventLoop.makeCompletedFuture {
+                    let port = UInt16(ch.localAddress?.port ?? 0)
+                    try ch.pipeline.syncOperations.addHandler(RelayHandler(shard: self, port: port))
+                }
+            }
+
+        func tick() {
+            var io = IO(shard: self)
+            core.expire(now: .now(), io: &io)
+            writeLog()
+        }
+
+        func shutdown() {
+            var io = IO(shard: self)
+            core.shutdown(now: .now(), io: &io)
+            writeLog()
+            for ch in servers.values { ch.close(promise: nil) }
+            for ch in connections.values { ch.close(promise: nil) }
+        }
+
+        /// Log lines go out once a second (the timer), not one write per allocation.
+        func logLine(_ line: String) {
+            guard logLines < 100_000 else { return }  // a flood of bad requests must not fill the disk
+            logLines += 1
+            pendingLog.append(line)
+        }
+
+        func writeLog() {
+            guard !pendingLog.isEmpty else { return }
+            FileHandle.standardError.write(Data(pendingLog.map { "natlab turn: \($0)\n" }.joined().utf8))
+            pendingLog.removeAll()
+        }
+
+        /// Relayed datagrams go out once per event-loop iteration: the loop runs its tasks after all
+        /// the sockets one epoll wait reported, so datagrams read from many relayed sockets leave each
+        /// listening socket in one sendmmsg instead of one per relayed socket.
+        func scheduleFlush() {
+            guard !flushScheduled else { return }
+            flushScheduled = true
+            loop.execute {
+                self.flushScheduled = false
+                self.flush()
+            }
+        }
+
+        func flush() {
+            if dirtyServers {
+                dirtyServers = false
+                for ch in servers.values { ch.flush() }
+            }
+            if !dirtyConnections.isEmpty {
+                for ch in dirtyConnections { ch.flush() }
+                dirtyConnections.removeAll(keepingCapacity: true)
+            }
+            if !dirtyRelays.isEmpty {
+                for ch in dirtyRelays { ch.flush() }
+                dirtyRelays.removeAll(keepingCapacity: true)
+            }
+        }
+
+        /// Binds the relayed socket now (so the port is known to be ours before the Allocate is answered);
+        /// NIO reads it from its first permission on (`activate`).
+        func openRelay(port: UInt16) -> Bool {
+            guard case .ipv4(let ip) = relayAddress else { return false }
+            let fd = socket(AF_INET, CLS_SOCK_DGRAM | CLS_SOCK_CLOEXEC, 0)
+            guard fd >= 0 else { return false }
+            var sa = sockaddr_in()
+            sa.sin_family = sa_family_t(AF_INET)
+            sa.sin_port = port.bigEndian
+            sa.sin_addr.s_addr = ip.bigEndian
+            let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            guard rc == 0 else { close(fd); return false }
+            closedWhilePending.remove(port)
+            sockets.add(port, fd)
+            return true
+        }
+
+        func closeRelay(port: UInt16) {
+            guard let fd = sockets.remove(port) else { return }
+            if let ch = relays.removeValue(forKey: port) {
+                ch.close(promise: nil)
+            } else if activating.contains(port) {
+                closedWhilePending.insert(port)
+            } else {
+                close(fd)  // never handed to NIO
+            }
+        }
+
+        /// Hands the relayed socket to NIO, on this shard's loop, once it has a permission. Datagrams
+        /// that arrived before (from peers without a permission then) are discarded first.
+        func activate(port: UInt16) {
+            guard relays[port] == nil, !activating.contains(port), let fd = sockets.fd(port) else { return }
+            var scratch = [UInt8](repeating: 0, count: 2048)
+            while recv(fd, &scratch, scratch.count, CLS_MSG_DONTWAIT) >= 0 {}
+            activating.insert(port)
+            // Socket buffers set here, on the fd: every channel option NIO applies costs a dynamic cast,
+            // and allocation rate is measured (Scripts/bench turn).
+            var size: Int32 = 1 << 20
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+            relayBootstrap.withBoundSocket(fd).whenComplete { result in
+                switch result {
+                case .success(let ch):
+                    self.activating.remove(port)
+                    if self.closedWhilePending.remove(port) != nil { ch.close(promise: nil) } else { self.relays[port] = ch }
+                case .failure(let e):
+                    self.activating.remove(port)
+                    self.logger.error("relay socket on port \(port): \(e)")
+                }
+            }
+        }
+    }
+
+    // MARK: I/O for the core
+
+    struct IO: TURNIO {
+        let shard: Shard
+
+        mutating func send(_ bytes: [UInt8], to client: TURNFiveTuple) {
+            if client.transport == .tcp {
+                guard let ch = shard.connections[client] else { return }
+                var buf = ch.allocator.buffer(capacity: bytes.count)
+                buf.writeBytes(bytes)
+                ch.write(buf, promise: nil)
+                if shard.dirtyConnections.last !== ch { shard.dirtyConnections.append(ch) }
+                return
+            }
+            guard let ch = shard.servers[client.server] else { return }
+            var buf = ch.allocator.buffer(capacity: bytes.count)
+            buf.writeBytes(bytes)
+            ch.write(AddressedEnvelope(remoteAddress: client.client.socketAddress, data: buf), promise: nil)
+            shard.dirtyServers = true
+        }
+
+        mutating func relay(_ bytes: ArraySlice<UInt8>, fromPort port: UInt16, to peer: STUNAddress) {
+            guard let ch = shard.relays[port] else {
+                // Not registered with NIO yet (activation is asynchronous): send on the socket itself.
+                if let fd = shard.sockets.fd(port) { TURNRelayServer.sendDirect(fd: fd, bytes, to: peer) }
+                return
+            }
+            var buf = ch.allocator.buffer(capacity: bytes.count)
+            buf.writeBytes(bytes)
+            ch.write(AddressedEnvelope(remoteAddress: peer.socketAddress, data: buf), promise: nil)
+            if shard.dirtyRelays.last !== ch { shard.dirtyRelays.append(ch) }
+        }
+
+        mutating func openRelay(port: UInt16) -> Bool { shard.openRelay(port: port) }
+        mutating func closeRelay(port: UInt16) { shard.closeRelay(port: port) }
+        mutating func activateRelay(port: UInt16) { shard.activate(port: port) }
+        mutating func log(_ line: String) { shard.logLine(line) }
+    }
 
     // MARK: Handlers
 
     final class ServerHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = AddressedEnvelope<ByteBuffer>
-        let relay: TURNRelayServer
+        let shard: Shard
         let local: STUNAddress
-        init(relay: TURNRelayServer, local: STUNAddress) {
-            self.relay = relay
+        init(shard: Shard, local: STUNAddress) {
+            self.shard = shard
             self.local = local
         }
 
@@ -310,39 +411,38 @@ public final class TURNRelayServer: @unchecked Sendable {
                 // ChannelData fast path: no copy of the payload.
                 let number = buf.getInteger(at: r, as: UInt16.self)!
                 let length = Int(buf.getInteger(at: r + 2, as: UInt16.self)!)
-                guard 4 + length <= n else { return relay.core.drop("malformed") }
-                guard let (port, peer) = relay.core.channelDataTarget(tuple, channel: number, length: length, now: now) else { return }
-                let sa = peer.socketAddress
-                guard let ch = relay.relays[port], let payload = buf.getSlice(at: r + 4, length: length) else {
-                    if let fd = relay.fds[port], let bytes = buf.getBytes(at: r + 4, length: length) {
+                guard 4 + length <= n else { return shard.core.drop("malformed") }
+                guard let (port, peer) = shard.core.channelDataTarget(tuple, channel: number, length: length, now: now) else { return }
+                guard let ch = shard.relays[port], let payload = buf.getSlice(at: r + 4, length: length) else {
+                    if let fd = shard.sockets.fd(port), let bytes = buf.getBytes(at: r + 4, length: length) {
                         TURNRelayServer.sendDirect(fd: fd, bytes[...], to: peer)
                     }
                     return
                 }
-                ch.write(AddressedEnvelope(remoteAddress: sa, data: payload), promise: nil)
-                if relay.dirtyRelays.last !== ch { relay.dirtyRelays.append(ch) }
+                ch.write(AddressedEnvelope(remoteAddress: peer.socketAddress, data: payload), promise: nil)
+                if shard.dirtyRelays.last !== ch { shard.dirtyRelays.append(ch) }
                 return
             }
-            var io = IO(relay: relay)
-            relay.core.handleClient(Array(buf.readableBytesView), from: tuple, now: now, io: &io)
+            var io = IO(shard: shard)
+            shard.core.handleClient(Array(buf.readableBytesView), from: tuple, now: now, io: &io)
             // Answers go out at once (the data path waits for the end of the read batch): holding
             // them for a whole batch stalls clients that pipeline requests.
-            if relay.dirtyServers {
-                relay.dirtyServers = false
+            if shard.dirtyServers {
+                shard.dirtyServers = false
                 context.channel.flush()
-                for (address, ch) in relay.servers where address != local { ch.flush() }
+                for (address, ch) in shard.servers where address != local { ch.flush() }
             }
         }
 
-        func channelReadComplete(context: ChannelHandlerContext) { relay.flush() }
+        func channelReadComplete(context: ChannelHandlerContext) { shard.scheduleFlush() }
     }
 
     final class RelayHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = AddressedEnvelope<ByteBuffer>
-        let relay: TURNRelayServer
+        let shard: Shard
         let port: UInt16
-        init(relay: TURNRelayServer, port: UInt16) {
-            self.relay = relay
+        init(shard: Shard, port: UInt16) {
+            self.shard = shard
             self.port = port
         }
 
@@ -350,9 +450,9 @@ public final class TURNRelayServer: @unchecked Sendable {
             var env = unwrapInboundIn(data)
             guard let peer = STUNAddress(env.remoteAddress) else { return }
             let n = env.data.readableBytes
-            guard let (tuple, channel) = relay.core.peerTarget(relayPort: port, peer: peer, length: n, now: .now()) else { return }
+            guard let (tuple, channel) = shard.core.peerTarget(relayPort: port, peer: peer, length: n, now: .now()) else { return }
             if tuple.transport == .tcp {
-                var io = IO(relay: relay)
+                var io = IO(shard: shard)
                 let data = Array(env.data.readableBytesView)
                 if let channel {
                     io.send(ChannelData(channelNumber: channel, data: data).encode(padded: true), to: tuple)
@@ -361,8 +461,7 @@ public final class TURNRelayServer: @unchecked Sendable {
                 }
                 return
             }
-            let sa = tuple.client.socketAddress
-            guard let server = relay.servers[tuple.server] else { return }
+            guard let server = shard.servers[tuple.server] else { return }
             var out: ByteBuffer
             if let channel {
                 out = server.allocator.buffer(capacity: 4 + n)
@@ -374,11 +473,11 @@ public final class TURNRelayServer: @unchecked Sendable {
                 out = server.allocator.buffer(capacity: bytes.count)
                 out.writeBytes(bytes)
             }
-            server.write(AddressedEnvelope(remoteAddress: sa, data: out), promise: nil)
-            relay.dirtyServers = true
+            server.write(AddressedEnvelope(remoteAddress: tuple.client.socketAddress, data: out), promise: nil)
+            shard.dirtyServers = true
         }
 
-        func channelReadComplete(context: ChannelHandlerContext) { relay.flush() }
+        func channelReadComplete(context: ChannelHandlerContext) { shard.scheduleFlush() }
     }
 }
 
@@ -405,11 +504,11 @@ struct TURNStreamDecoder: ByteToMessageDecoder {
 extension TURNRelayServer {
     final class StreamHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
-        let relay: TURNRelayServer
+        let shard: Shard
         let local: STUNAddress
         var tuple: TURNFiveTuple?
-        init(relay: TURNRelayServer, local: STUNAddress) {
-            self.relay = relay
+        init(shard: Shard, local: STUNAddress) {
+            self.shard = shard
             self.local = local
         }
 
@@ -417,15 +516,15 @@ extension TURNRelayServer {
             guard let remote = context.remoteAddress, let client = STUNAddress(remote) else { return context.close(promise: nil) }
             let t = TURNFiveTuple(client: client, server: local, transport: .tcp)
             tuple = t
-            relay.connections[t] = context.channel
+            shard.connections[t] = context.channel
             context.fireChannelActive()
         }
 
         func channelInactive(context: ChannelHandlerContext) {
             if let t = tuple {
-                relay.connections[t] = nil
-                var io = IO(relay: relay)
-                relay.core.connectionClosed(t, now: .now(), io: &io)
+                shard.connections[t] = nil
+                var io = IO(shard: shard)
+                shard.core.connectionClosed(t, now: .now(), io: &io)
             }
             context.fireChannelInactive()
         }
@@ -433,11 +532,11 @@ extension TURNRelayServer {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard let t = tuple else { return }
             let frame = unwrapInboundIn(data)
-            var io = IO(relay: relay)
-            relay.core.handleClient(Array(frame.readableBytesView), from: t, now: .now(), io: &io)
+            var io = IO(shard: shard)
+            shard.core.handleClient(Array(frame.readableBytesView), from: t, now: .now(), io: &io)
         }
 
-        func channelReadComplete(context: ChannelHandlerContext) { relay.flush() }
+        func channelReadComplete(context: ChannelHandlerContext) { shard.scheduleFlush() }
 
         func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
     }

@@ -1,6 +1,8 @@
 // The TURN relay's protocol state machine (RFC 8656 over UDP, long-term credentials of RFC 8489 §9.2).
 // A value type: sockets live in the caller, who passes datagrams in and receives actions through
-// `TURNIO`; time comes in as `TURNTime`. Tests drive it without sockets or waiting.
+// `TURNIO`; time comes in as `TURNTime`. Tests drive it without sockets or waiting. The relay runs one
+// core per event loop (shard); what must hold across shards (quotas, serials, relay ports,
+// reservations) is in the `TURNShared` it is given, the only reference it holds.
 import Crypto
 import Foundation
 import STUNWire
@@ -118,19 +120,13 @@ public struct TURNServerCore: Sendable {
         case noPermission = "no permission"
     }
 
-    struct Reservation: Sendable {
-        var port: UInt16
-        var expires: Double
-    }
-
     var allocations: [TURNFiveTuple: Allocation] = [:]
+    /// This shard's allocations by relayed port (peers' datagrams arrive on the owning shard's sockets).
     var byRelayPort: [UInt16: TURNFiveTuple] = [:]
-    var reservations: [UInt64: Reservation] = [:]
-    var usedPorts: Set<UInt16> = []
-    var perUser: [String: Int] = [:]
+    /// Quotas, serials, ports and reservations of every shard.
+    public let shared: TURNShared
     /// Ended allocations, kept raw (statistics are built when a snapshot is taken, not per deletion).
     var history: [(allocation: Allocation, state: String, ended: TURNTime)] = []
-    var serial = 0
     var errors: [Int: Int] = [:]
     /// The nonce each authenticated 5-tuple last used (its MAC checked once, then compared).
     var knownNonces: [TURNFiveTuple: (nonce: String, expires: Double)] = [:]
@@ -148,8 +144,10 @@ public struct TURNServerCore: Sendable {
     /// allocation was measurable.
     var rng = SplitMix64(seed: UInt64.random(in: 0...UInt64.max))
 
-    public init(config: TURNConfig, nonceSecret: [UInt8]? = nil) {
+    /// `shared`: the state of the relay's other shards (a core of its own by default).
+    public init(config: TURNConfig, nonceSecret: [UInt8]? = nil, shared: TURNShared = TURNShared()) {
         self.config = config
+        self.shared = shared
         var secret = nonceSecret ?? []
         if secret.isEmpty { for _ in 0..<32 { secret.append(UInt8.random(in: 0...255)) } }
         self.nonceKey = NonceKey(hmac: HMAC<SHA256>(key: SymmetricKey(data: secret)))
@@ -248,11 +246,7 @@ public struct TURNServerCore: Sendable {
             if a.permissions.count != p || a.channels.count != c { allocations[tuple] = a }
         }
         if !knownNonces.isEmpty { knownNonces = knownNonces.filter { $0.value.expires > t } }
-        for (token, r) in reservations where r.expires <= t {
-            reservations[token] = nil
-            usedPorts.remove(r.port)
-            io.closeRelay(port: r.port)
-        }
+        for port in shared.expireReservations(now: t) { io.closeRelay(port: port) }
     }
 
     /// The client's TCP connection closed: its allocation ends with it (RFC 8656 §3.1).
@@ -268,10 +262,8 @@ public struct TURNServerCore: Sendable {
     mutating func end(_ tuple: TURNFiveTuple, state: String, now: TURNTime, io: inout some TURNIO) {
         guard let a = allocations.removeValue(forKey: tuple) else { return }
         byRelayPort[a.relayPort] = nil
-        usedPorts.remove(a.relayPort)
         io.closeRelay(port: a.relayPort)
-        perUser[a.username, default: 1] -= 1
-        if perUser[a.username] == 0 { perUser[a.username] = nil }
+        shared.release(user: a.username, port: a.relayPort)
         io.log("a\(a.serial) \(state): \(a.toPeers.packets) packets to peers, \(a.fromPeers.packets) from peers")
         history.append((a, state, now))
         if history.count > 2 * config.historyLimit { history.removeFirst(history.count - config.historyLimit) }
@@ -460,25 +452,28 @@ public struct TURNServerCore: Sendable {
         }()
         if token != nil && (evenPort != nil || family != nil) { return reject(m, .badRequest, reply, to: tuple, io: &io) }
         if let family, family != .ipv4 { return reject(m, .addressFamilyNotSupported, reply, to: tuple, io: &io) }
-        if config.userQuota > 0, perUser[username, default: 0] >= config.userQuota {
-            return reject(m, .allocationQuotaReached, reply, to: tuple, io: &io)
-        }
-        if config.totalQuota > 0, allocations.count >= config.totalQuota {
-            return reject(m, .insufficientCapacity, reply, to: tuple, io: &io)
+        switch shared.admit(username, userQuota: config.userQuota, totalQuota: config.totalQuota) {
+        case .userQuota?: return reject(m, .allocationQuotaReached, reply, to: tuple, io: &io)
+        case .capacity?: return reject(m, .insufficientCapacity, reply, to: tuple, io: &io)
+        case nil: break
         }
         // The relayed port.
         var port: UInt16?
         var reserved: UInt16?
         if let token {
-            guard let r = reservations.removeValue(forKey: token), r.expires > now.monotonic else {
-                return reject(m, .insufficientCapacity, reply, to: tuple, io: &io)
+            switch shared.redeem(token, now: now.monotonic) {
+            case .held(let p): port = p  // already open (reserved with the earlier allocation, maybe by another shard)
+            case .expired(let p): io.closeRelay(port: p)
+            case .unknown: break
             }
-            port = r.port  // already open (reserved with the earlier allocation)
         } else {
             port = pickPort(even: evenPort != nil, pair: evenPort == true, io: &io)
             if let p = port, evenPort == true { reserved = p + 1 }
         }
-        guard let port else { return reject(m, .insufficientCapacity, reply, to: tuple, io: &io) }
+        guard let port else {
+            shared.release(user: username)
+            return reject(m, .insufficientCapacity, reply, to: tuple, io: &io)
+        }
         let lifetime = lifetime(requested: m.lifetime)
         var attrs: [STUNAttribute] = [
             .xorRelayedAddress(STUNAddress(ip: config.relayAddress, port: port)),
@@ -486,20 +481,16 @@ public struct TURNServerCore: Sendable {
             .xorMappedAddress(tuple.client),
         ]
         if let reserved {
-            var t: UInt64 = 0
-            repeat { t = UInt64.random(in: 1...UInt64.max) } while reservations[t] != nil
-            reservations[t] = Reservation(port: reserved, expires: now.monotonic + config.reservationLifetime)
-            attrs.append(.reservationToken(t))
+            attrs.append(.reservationToken(shared.reserve(reserved, until: now.monotonic + config.reservationLifetime)))
         }
         var r = STUNMessage.successResponse(to: m, attributes: attrs)
         r.attributes += softwareAttr
         let bytes = r.encode(integrity: reply.key, integrityMode: reply.mode, fingerprint: reply.fingerprint)
-        serial += 1
+        let serial = shared.allocated(port: port)
         allocations[tuple] = Allocation(serial: serial, fiveTuple: tuple, username: username, key: reply.key!,
                                         relayPort: port, created: now, expires: now.monotonic + Double(lifetime),
                                         allocateTransaction: m.transactionID, allocateResponse: bytes, reservedPort: reserved)
         byRelayPort[port] = tuple
-        perUser[username, default: 0] += 1
         io.log("a\(serial) \(username) \(tuple.client) relayed \(STUNAddress(ip: config.relayAddress, port: port)) lifetime \(lifetime)s")
         io.send(bytes, to: tuple)
     }
@@ -514,14 +505,13 @@ public struct TURNServerCore: Sendable {
             let offset = attempt < 32 ? Int.random(in: 0..<size, using: &rng) : (start + attempt - 32) % size
             var p = UInt16(Int(range.lowerBound) + offset)
             if even && p & 1 == 1 { if p == range.lowerBound { continue }; p -= 1 }
-            if pair && (p == range.upperBound || usedPorts.contains(p + 1)) { continue }
-            guard !usedPorts.contains(p) else { continue }
-            guard io.openRelay(port: p) else { continue }
+            if pair && p == range.upperBound { continue }
+            // Claimed across shards first; the bind (`openRelay`) can still fail (a socket not ours).
+            guard shared.claim(p, pair: pair) else { continue }
+            guard io.openRelay(port: p) else { shared.unclaim(p); if pair { shared.unclaim(p + 1) }; continue }
             if pair {
-                guard io.openRelay(port: p + 1) else { io.closeRelay(port: p); continue }
-                usedPorts.insert(p + 1)
+                guard io.openRelay(port: p + 1) else { io.closeRelay(port: p); shared.unclaim(p, p + 1); continue }
             }
-            usedPorts.insert(p)
             return p
         }
         return nil
@@ -558,7 +548,7 @@ public struct TURNServerCore: Sendable {
     /// allocations' relayed addresses.
     @inline(__always)
     func mayReach(_ peer: STUNAddress) -> Bool {
-        peer.ip != config.relayAddress || byRelayPort[peer.port] != nil
+        peer.ip != config.relayAddress || byRelayPort[peer.port] != nil || shared.isAllocated(peer.port)
     }
 
     mutating func createPermission(_ m: STUNMessage, _ reply: Reply, tuple: TURNFiveTuple, now: TURNTime,
@@ -636,7 +626,7 @@ public struct TURNServerCore: Sendable {
         let live = allocations.values.sorted { $0.serial < $1.serial }.map { stats(of: $0, now: now) }
         return TURNStatsSnapshot(
             realm: config.realm, listen: listen, relayAddress: config.relayAddress.description, pid: getpid(),
-            started: started, updated: now.wall, activeAllocations: live.count, totalAllocations: serial,
+            started: started, updated: now.wall, activeAllocations: live.count, totalAllocations: shared.totalAllocations,
             errors: Dictionary(uniqueKeysWithValues: errors.map { (String($0.key), $0.value) }),
             dropped: dropped, allocations: live + history.suffix(config.historyLimit).map { h in
                 var s = stats(of: h.allocation, now: h.ended)

@@ -68,3 +68,24 @@ public struct TURNStatsSnapshot: Codable, Sendable, Hashable {
         return (try? e.encode(self)) ?? Data()
     }
 }
+
+extension TURNStatsSnapshot {
+    /// One relay's snapshot from its shards' (one per event loop, each with its own allocations):
+    /// live allocations in creation order, then ended ones by end time (most recent last, at most
+    /// `historyLimit`), errors and drops summed.
+    public static func merging(_ parts: [TURNStatsSnapshot], historyLimit: Int) -> TURNStatsSnapshot? {
+        guard var out = parts.first else { return nil }
+        guard parts.count > 1 else { return out }
+        let serial = { (s: TURNAllocationStats) in Int(s.id.dropFirst()) ?? 0 }
+        let all = parts.flatMap(\.allocations)
+        let live = all.filter { $0.ended == nil }.sorted { serial($0) < serial($1) }
+        let ended = all.filter { $0.ended != nil }.sorted { ($0.ended!, serial($0)) < ($1.ended!, serial($1)) }
+        out.allocations = live + ended.suffix(historyLimit)
+        out.activeAllocations = parts.reduce(0) { $0 + $1.activeAllocations }
+        out.totalAllocations = parts.map(\.totalAllocations).max() ?? 0
+        out.updated = parts.map(\.updated).max() ?? out.updated
+        out.errors = parts.reduce(into: [:]) { acc, p in acc.merge(p.errors, uniquingKeysWith: +) }
+        out.dropped = parts.reduce(into: [:]) { acc, p in acc.merge(p.dropped, uniquingKeysWith: +) }
+        return out
+    }
+}
