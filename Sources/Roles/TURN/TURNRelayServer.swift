@@ -136,7 +136,9 @@ public final class TURNRelayServer: @unchecked Sendable {
         var b = DatagramBootstrap(group: shard.loop)
             .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .channelOption(ChannelOptions.datagramVectorReadMessageCount, value: 32)
-            .channelOption(ChannelOptions.maxMessagesPerRead, value: 8)
+            // One recvmmsg (up to 32 datagrams) per readiness event, then the loop serves the other
+            // sockets and flushes (level-triggered epoll brings the rest back next iteration).
+            .channelOption(ChannelOptions.maxMessagesPerRead, value: 1)
             .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * 32))
             .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
             .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
@@ -425,13 +427,9 @@ extension TURNRelayServer {
             }
             var io = IO(shard: shard)
             shard.core.handleClient(Array(buf.readableBytesView), from: tuple, now: now, io: &io)
-            // Answers go out at once (the data path waits for the end of the read batch): holding
-            // them for a whole batch stalls clients that pipeline requests.
-            if shard.dirtyServers {
-                shard.dirtyServers = false
-                context.channel.flush()
-                for (address, ch) in shard.servers where address != local { ch.flush() }
-            }
+            // Answers leave with the relayed datagrams at the end of this loop iteration, after at
+            // most one recvmmsg batch (maxMessagesPerRead 1): one sendmmsg for the batch's answers,
+            // not one sendmsg each.
         }
 
         func channelReadComplete(context: ChannelHandlerContext) { shard.scheduleFlush() }
