@@ -47,6 +47,7 @@ struct ServeTURN: ParsableCommand {
     var threads: Int?
 
     func run() throws {
+        StopSignals.block()
         let listen = try (self.listen.isEmpty ? ["0.0.0.0:3478"] : self.listen).map { s -> STUNAddress in
             guard let a = STUNAddress(s) else { throw ValidationError("--listen \(s): expected IP:PORT") }
             return a
@@ -96,17 +97,9 @@ struct ServeTURN: ParsableCommand {
             throw ValidationError("cannot start the relay: \(error)")
         }
         FileHandle.standardOutput.write(Data("natlab turn: listening on \(listen.map(\.description).joined(separator: ", ")) (\(noTcp ? "udp" : "udp, tcp")), relaying from \(relayIP), realm \(realm), \(server.threads) threads\n".utf8))
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let done = DispatchSemaphore(value: 0)
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT] {
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { done.signal() }
-            s.resume()
-            sources.append(s)
-        }
-        done.wait()
+        // One event loop per core: with a DispatchSource, a signal the kernel hands an event-loop
+        // thread is lost (see StopSignals); blocked before the loops start, it reaches this sigwait.
+        StopSignals.wait()
         server.stop()
         FileHandle.standardOutput.write(Data("natlab turn: stopped\n".utf8))
     }
