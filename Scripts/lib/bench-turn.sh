@@ -8,13 +8,14 @@
 #     INTERVAL ms to turnutils_peer (echo) on `peer`. Counted at the receiving side (uclient's
 #     tot_recv_msgs, its slope while messages flow); each echoed message crosses the relay twice
 #     (client -> peer and back), so relayed datagrams/s = 2 x echoed messages/s.
-#   allocations/s: Scripts/lib/turn-alloc-load.py (4.6.1 has no allocation load mode), SOCKETS
-#     sockets each cycling Allocate (long-term credentials) and Refresh LIFETIME=0 for SECONDS.
+#   allocations/s: `natlab bench-client turn-alloc` (compiled, one thread, epoll; coturn 4.6.1 has no
+#     allocation load mode), SOCKETS sockets each cycling Allocate (long-term credentials) and
+#     Refresh LIFETIME=0 for SECONDS.
 # Both relays run their default threads: one per core (coturn's relay threads, natlab's event loops).
 # On a 2-core machine everything shares the two cores, so a relay's figure also depends on the CPU it
-# gets beside the generators. The allocation generator is one Python process and uses a whole core
-# with either server (measured with /proc/PID/stat while it runs): there the figure is bounded by the
-# generator about as much as by the server, and the ratio stays near 1.
+# gets beside the generators. (Until 2026-11-29 the allocation generator was a Python script that used
+# a whole core with either server, which bounded both figures and pulled the ratio towards 1; the
+# compiled one leaves the relays more CPU.)
 # Medians of RUNS (default 5) runs; ratio natlab/coturn (> 1: natlab faster). Numbers, not assertions.
 runs=${1:-5}
 command -v turnserver >/dev/null && command -v turnutils_uclient >/dev/null || natlab_install_packages "${NATLAB_TEST_PACKAGES[@]}"
@@ -73,8 +74,8 @@ def relay_run(server):
     return rate, (sent - recv) / max(sent, 1) * 100
 
 def alloc_run(server):
-    r = sh(*in_load("python3", os.path.join(root, "Scripts/lib/turn-alloc-load.py"), server, "3478", "alice", "secret",
-                    str(SECONDS), str(SOCKETS)))
+    r = sh(*in_load(natlab, "bench-client", "turn-alloc", "--server", f"{server}:3478", "--user", "alice",
+                    "--password", "secret", "--duration", str(SECONDS), "--sockets", str(SOCKETS)))
     if r.returncode != 0:
         sys.exit("bench: allocation load failed:\n" + r.stdout + r.stderr)
     return json.loads(r.stdout)["per_second"]

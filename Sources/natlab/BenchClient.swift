@@ -9,7 +9,7 @@ struct BenchClient: ParsableCommand {
         commandName: "bench-client",
         abstract: "Load generators used by Scripts/bench.",
         shouldDisplay: false,
-        subcommands: [BenchClientSTUN.self]
+        subcommands: [BenchClientSTUN.self, BenchClientTURNAlloc.self]
     )
 }
 
@@ -46,5 +46,37 @@ struct BenchClientSTUN: ParsableCommand {
         let r = try STUNLoadGenerator.run(o)
         print(String(format: #"{"sent":%d,"received":%d,"seconds":%.3f,"stalls":%d,"rate":%.0f}"#,
                      r.sent, r.received, r.seconds, r.stalls, r.rate))
+    }
+}
+
+struct BenchClientTURNAlloc: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "turn-alloc",
+        abstract: "Churns TURN allocations (Allocate, then Refresh LIFETIME=0) and prints completed cycles per second.",
+        discussion: """
+        Each of --sockets UDP sockets (distinct source ports, so SO_REUSEPORT relays spread them) \
+        cycles Allocate with long-term credentials and Refresh LIFETIME=0 for --duration seconds, one \
+        request outstanding per socket; an unanswered request is sent again after 0.5 s (counted as a \
+        timeout). One thread, epoll.
+        Output: one JSON object {"allocations","seconds","per_second","timeouts"}.
+        """
+    )
+
+    @Option(help: ArgumentHelp("Relay transport address (IPv4, UDP).", valueName: "IP:PORT"))
+    var server: String
+    @Option(help: "User name.") var user: String
+    @Option(help: "Password.") var password: String
+    @Option(help: "Seconds.") var duration: Double = 5
+    @Option(help: "UDP sockets (clients).") var sockets: Int = 32
+
+    func run() throws {
+        guard let address = STUNAddress(server) else { throw ValidationError("--server: expected IP:PORT") }
+        var o = TURNAllocLoadGenerator.Options(server: address, username: user, password: password)
+        o.duration = duration
+        o.sockets = max(1, sockets)
+        let r: TURNAllocLoadGenerator.Result
+        do { r = try TURNAllocLoadGenerator.run(o) } catch { printError(error.description); throw ExitCode(1) }
+        print(String(format: #"{"allocations":%d,"seconds":%.3f,"per_second":%.1f,"timeouts":%d}"#,
+                     r.allocations, r.seconds, r.rate, r.timeouts))
     }
 }
