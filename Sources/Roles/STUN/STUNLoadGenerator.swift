@@ -87,32 +87,13 @@ extension STUNLoadGenerator {
     /// One worker thread.
     static func worker(options o: Options, thread: Int, start: Double) -> Swift.Result<Result, Failure> {
         typealias F = STUNLoadGenerator.Failure
-        guard case .ipv4(let ip) = o.server.ip else { return .failure(F(description: "IPv4 only")) }
         let batch = 64, slot = 512
-        let epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epfd >= 0 else { return .failure(F(description: "epoll_create1: \(String(cString: strerror(errno)))")) }
-        defer { close(epfd) }
-        var fds: [Int32] = []
-        defer { for fd in fds { close(fd) } }
-        var server = sockaddr_in()
-        server.sin_family = sa_family_t(AF_INET)
-        server.sin_port = o.server.port.bigEndian
-        server.sin_addr.s_addr = ip.bigEndian
-        for s in 0..<o.sockets {
-            let fd = socket(AF_INET, CLS_SOCK_DGRAM | CLS_SOCK_NONBLOCK | CLS_SOCK_CLOEXEC, 0)
-            guard fd >= 0 else { return .failure(F(description: "socket: \(String(cString: strerror(errno)))")) }
-            fds.append(fd)
-            var size: Int32 = 1 << 20
-            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-            let rc = withUnsafePointer(to: &server) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard rc == 0 else { return .failure(F(description: "connect: \(String(cString: strerror(errno)))")) }
-            var ev = epoll_event()
-            ev.events = EPOLLIN.rawValue
-            ev.data.u32 = UInt32(s)
-            epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev)
+        let sockets: LoadSockets
+        do { sockets = try LoadSockets(server: o.server, count: o.sockets, receiveBuffer: 1 << 20) } catch {
+            return .failure(F(description: error.description))
         }
+        let epfd = sockets.epoll, fds = sockets.fds
+        defer { withExtendedLifetime(sockets) {} }   // its deinit closes the sockets
         // Requests: Binding, no attributes; transaction ID = thread, socket, then random bytes.
         var requests = [UInt8](repeating: 0, count: o.sockets * 20)
         for s in 0..<o.sockets {

@@ -53,29 +53,13 @@ public enum TURNAllocLoadGenerator {
     }
 
     public static func run(_ o: Options) throws(Failure) -> Result {
-        guard case .ipv4(let ip) = o.server.ip else { throw Failure(description: "bench-client: IPv4 servers only") }
-        let epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
-        guard epfd >= 0 else { throw Failure(description: "epoll_create1: \(String(cString: strerror(errno)))") }
-        defer { close(epfd) }
-        var clients: [Client] = []
-        defer { for c in clients { close(c.fd) } }
-        var server = sockaddr_in()
-        server.sin_family = sa_family_t(AF_INET)
-        server.sin_port = o.server.port.bigEndian
-        server.sin_addr.s_addr = ip.bigEndian
-        for s in 0..<max(1, o.sockets) {
-            let fd = socket(AF_INET, CLS_SOCK_DGRAM | CLS_SOCK_NONBLOCK | CLS_SOCK_CLOEXEC, 0)
-            guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
-            clients.append(Client(fd: fd))
-            let rc = withUnsafePointer(to: &server) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard rc == 0 else { throw Failure(description: "connect: \(String(cString: strerror(errno)))") }
-            var ev = epoll_event()
-            ev.events = EPOLLIN.rawValue
-            ev.data.u32 = UInt32(s)
-            epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev)
+        let sockets: LoadSockets
+        do { sockets = try LoadSockets(server: o.server, count: max(1, o.sockets)) } catch {
+            throw Failure(description: error.description)
         }
+        let epfd = sockets.epoll
+        defer { withExtendedLifetime(sockets) {} }   // its deinit closes the sockets
+        var clients = sockets.fds.map { Client(fd: $0) }
 
         let start = STUNLoadGenerator.now()
         let end = start + o.duration
