@@ -66,7 +66,7 @@ let package = Package(
         // Shared by the test targets only: the root/namespace gate that fails instead of skipping under CI.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "TopologyTests", dependencies: ["Topology"]),
-        .testTarget(name: "STUNWireTests", dependencies: ["STUNWire"]),
+        .testTarget(name: "STUNWireTests", dependencies: ["STUNWire", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "RolesTests", dependencies: ["Roles", "STUNWire", "TestSupport"]),
         .testTarget(name: "NATModelTests", dependencies: ["NATModel", "TestSupport"], exclude: ["Golden"]),
         .testTarget(name: "LinuxNetworkingTests", dependencies: ["LinuxNetworking", "TestSupport"]),

@@ -18,19 +18,18 @@ public struct STUNIntegrityKey: Sendable, Hashable {
 
     public init(bytes: [UInt8]) {
         self.bytes = bytes
-        let key = SymmetricKey(data: bytes)
-        self.box = KeyBox(sha1: HMAC<Insecure.SHA1>(key: key), sha256: HMAC<SHA256>(key: key))
+        self.box = KeyBox(sha1: KeyedHMAC(key: bytes), sha256: KeyedHMAC(key: bytes))
     }
 
     /// HMAC states with the key already absorbed: each message copies one (a value) instead of
-    /// re-deriving the padded key. Immutable, but not declared Sendable by swift-crypto 3.x.
-    private struct KeyBox: @unchecked Sendable {
-        let sha1: HMAC<Insecure.SHA1>
-        let sha256: HMAC<SHA256>
+    /// re-deriving the padded key.
+    private struct KeyBox: Sendable {
+        let sha1: KeyedHMAC<Insecure.SHA1>
+        let sha256: KeyedHMAC<SHA256>
     }
 
-    var hmacSHA1: HMAC<Insecure.SHA1> { box.sha1 }
-    var hmacSHA256: HMAC<SHA256> { box.sha256 }
+    var hmacSHA1: KeyedHMAC<Insecure.SHA1> { box.sha1 }
+    var hmacSHA256: KeyedHMAC<SHA256> { box.sha256 }
 
     public static func == (a: Self, b: Self) -> Bool { a.bytes == b.bytes }
     public func hash(into h: inout Hasher) { h.combine(bytes) }
@@ -109,16 +108,9 @@ func integrityHMAC(_ message: UnsafeRawBufferPointer, attributeOffset o: Int, sh
     return withUnsafeBytes(of: head.bigEndian) { first in
         let rest = UnsafeRawBufferPointer(rebasing: message[4..<o])
         if sha256 {
-            var h = key.hmacSHA256
-            h.update(data: first)
-            h.update(data: rest)
-            return h.finalize().withUnsafeBytes { Array($0.prefix(macLength)) }
-        } else {
-            var h = key.hmacSHA1
-            h.update(data: first)
-            h.update(data: rest)
-            return h.finalize().withUnsafeBytes { Array($0) }
+            return Array(key.hmacSHA256.authenticationCode(first, rest).prefix(macLength))
         }
+        return key.hmacSHA1.authenticationCode(first, rest)
     }
 }
 

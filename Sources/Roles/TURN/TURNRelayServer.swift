@@ -218,7 +218,7 @@ extension TURNRelayServer {
         var dirtyRelays: [Channel] = []
         var dirtyServers = false
         var flushScheduled = false
-        var logLines = 0
+        var suppressedLog = 0
 
         init(loop: EventLoop, core: TURNServerCore, sockets: RelaySockets, relayAddress: STUNIPAddress, logger: Logger) {
             self.loop = loop
@@ -257,17 +257,24 @@ extension TURNRelayServer {
             for ch in connections.values { ch.close(promise: nil) }
         }
 
-        /// Log lines go out once a second (the timer), not one write per allocation.
-        func logLine(_ line: String) {
-            guard logLines < 100_000 else { return }  // a flood of bad requests must not fill the disk
-            logLines += 1
-            pendingLog.append(line)
+        /// Log lines go out once a second (the timer), not one write per allocation, and at most
+        /// `logLinesPerSecond` of them: a flood of allocations or bad requests must neither fill the
+        /// disk nor cost the relay its CPU (lines over the limit are counted, not formatted).
+        func logLine(_ line: () -> String) {
+            guard pendingLog.count < Self.logLinesPerSecond else { suppressedLog += 1; return }
+            pendingLog.append(line())
         }
 
+        static let logLinesPerSecond = 200
+
         func writeLog() {
+            if suppressedLog > 0 {
+                pendingLog.append("\(suppressedLog) more lines not logged (over \(Self.logLinesPerSecond) a second)")
+                suppressedLog = 0
+            }
             guard !pendingLog.isEmpty else { return }
             FileHandle.standardError.write(Data(pendingLog.map { "natlab turn: \($0)\n" }.joined().utf8))
-            pendingLog.removeAll()
+            pendingLog.removeAll(keepingCapacity: true)
         }
 
         /// Relayed datagrams go out once per event-loop iteration: the loop runs its tasks after all
@@ -386,7 +393,7 @@ extension TURNRelayServer {
         mutating func openRelay(port: UInt16) -> Bool { shard.openRelay(port: port) }
         mutating func closeRelay(port: UInt16) { shard.closeRelay(port: port) }
         mutating func activateRelay(port: UInt16) { shard.activate(port: port) }
-        mutating func log(_ line: String) { shard.logLine(line) }
+        mutating func log(_ line: @autoclosure () -> String) { shard.logLine(line) }
     }
 
     // MARK: Handlers

@@ -51,11 +51,12 @@ public protocol TURNIO {
     /// could receive may be relayed, so the I/O layer may leave it unread).
     mutating func activateRelay(port: UInt16)
     /// A line for the role's log (errors other than the 401/438 challenges, allocations made and ended).
-    mutating func log(_ line: String)
+    /// Lazy: under a flood the I/O layer drops lines, and then they are not formatted either.
+    mutating func log(_ line: @autoclosure () -> String)
 }
 
 extension TURNIO {
-    public mutating func log(_ line: String) {}
+    public mutating func log(_ line: @autoclosure () -> String) {}
     public mutating func activateRelay(port: UInt16) {}
 }
 
@@ -131,13 +132,9 @@ public struct TURNServerCore: Sendable {
     /// The nonce each authenticated 5-tuple last used (its MAC checked once, then compared).
     var knownNonces: [TURNFiveTuple: (nonce: String, expires: Double)] = [:]
     public private(set) var dropped: [String: Int] = [:]
-    let nonceKey: NonceKey
 
-    /// HMAC-SHA256 with the server's nonce secret absorbed once; immutable (swift-crypto's types are
-    /// not declared Sendable).
-    struct NonceKey: @unchecked Sendable {
-        let hmac: HMAC<SHA256>
-    }
+    /// HMAC-SHA256 with the server's nonce secret absorbed once.
+    let nonceKey: KeyedHMAC<SHA256>
     var keyCache: [String: (password: String, key: STUNIntegrityKey, sha256: STUNIntegrityKey)] = [:]
     let decodeOptions: STUNDecodeOptions
     /// Relay ports are picked with this (seeded from the system's generator): one getrandom(2) per
@@ -150,7 +147,7 @@ public struct TURNServerCore: Sendable {
         self.shared = shared
         var secret = nonceSecret ?? []
         if secret.isEmpty { for _ in 0..<32 { secret.append(UInt8.random(in: 0...255)) } }
-        self.nonceKey = NonceKey(hmac: HMAC<SHA256>(key: SymmetricKey(data: secret)))
+        self.nonceKey = KeyedHMAC(key: secret)
         var o = STUNDecodeOptions()
         o.maxMessageSize = 65_535
         decodeOptions = o
@@ -261,6 +258,8 @@ public struct TURNServerCore: Sendable {
 
     mutating func end(_ tuple: TURNFiveTuple, state: String, now: TURNTime, io: inout some TURNIO) {
         guard let a = allocations.removeValue(forKey: tuple) else { return }
+        // Clients usually leave with their allocation: the nonce cache keeps the ones that stay.
+        knownNonces[tuple] = nil
         byRelayPort[a.relayPort] = nil
         io.closeRelay(port: a.relayPort)
         shared.release(user: a.username, port: a.relayPort)
@@ -383,9 +382,7 @@ public struct TURNServerCore: Sendable {
             input.append(contentsOf: a.ip.bytes)
             input.append(UInt8(a.port >> 8)); input.append(UInt8(a.port & 0xff))
         }
-        var h = nonceKey.hmac
-        h.update(data: input)
-        return Self.hex(h.finalize().prefix(8))
+        return Self.hex(nonceKey.authenticationCode(input).prefix(8))
     }
 
     static func hex(_ bytes: some Sequence<UInt8>) -> String {
