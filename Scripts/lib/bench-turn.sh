@@ -9,8 +9,10 @@
 #     tot_recv_msgs, its slope while messages flow); each echoed message crosses the relay twice
 #     (client -> peer and back), so relayed datagrams/s = 2 x echoed messages/s.
 #   allocations/s: `natlab bench-client turn-alloc` (compiled, one thread, epoll; coturn 4.6.1 has no
-#     allocation load mode), SOCKETS sockets each cycling Allocate (long-term credentials) and
-#     Refresh LIFETIME=0 for SECONDS.
+#     allocation load mode), SOCKETS clients at once for SECONDS, each cycle one new client on a new
+#     source port doing what a real client does: Allocate (401), Allocate with long-term credentials,
+#     Refresh LIFETIME=0. (Until 2026-11-29 the sockets were reused, and coturn answered each reused
+#     5-tuple's Allocate with 437: its "allocations" were mostly error answers. See the generator.)
 # Both relays run their default threads: one per core (coturn's relay threads, natlab's event loops).
 # On a 2-core machine everything shares the two cores, so a relay's figure also depends on the CPU it
 # gets beside the generators. (Until 2026-11-29 the allocation generator was a Python script that used

@@ -52,13 +52,10 @@ struct BenchClientSTUN: ParsableCommand {
 struct BenchClientTURNAlloc: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "turn-alloc",
-        abstract: "Churns TURN allocations (Allocate, then Refresh LIFETIME=0) and prints completed cycles per second.",
+        abstract: "Churns TURN allocations the way real clients make them and prints allocations per second.",
         discussion: """
-        Each of --sockets UDP sockets (distinct source ports, so SO_REUSEPORT relays spread them) \
-        cycles Allocate with long-term credentials and Refresh LIFETIME=0 for --duration seconds, one \
-        request outstanding per socket; an unanswered request is sent again after 0.5 s (counted as a \
-        timeout). One thread, epoll.
-        Output: one JSON object {"allocations","seconds","per_second","timeouts"}.
+        --sockets clients run at once, one request outstanding each, for --duration seconds. Each         cycle is one new client on a new source port (a new 5-tuple): Allocate without credentials         (401 with realm and nonce), Allocate with long-term credentials (success with a relayed         address), Refresh LIFETIME=0. Only such a cycle counts; any other error answer fails the run.         Source ports are taken in turn from 10240-65535, because a server may remember a 5-tuple for         a while after its client left (coturn 4.6.1 answers a new Allocate on it with 437 for 1-2         s); a new client whose first Allocate still gets 437 moves to the next port and is counted         as busy. An unanswered request is sent again (same transaction) after 0.5 s and counted as a         timeout. At the end, allocations still held are deleted (for at most a second). One thread,         epoll.
+        Output: one JSON object {"allocations","seconds","per_second","timeouts","busy"}.
         """
     )
 
@@ -76,7 +73,7 @@ struct BenchClientTURNAlloc: ParsableCommand {
         o.sockets = max(1, sockets)
         let r: TURNAllocLoadGenerator.Result
         do { r = try TURNAllocLoadGenerator.run(o) } catch { printError(error.description); throw ExitCode(1) }
-        print(String(format: #"{"allocations":%d,"seconds":%.3f,"per_second":%.1f,"timeouts":%d}"#,
-                     r.allocations, r.seconds, r.rate, r.timeouts))
+        print(String(format: #"{"allocations":%d,"seconds":%.3f,"per_second":%.1f,"timeouts":%d,"busy":%d}"#,
+                     r.allocations, r.seconds, r.rate, r.timeouts, r.busy))
     }
 }

@@ -5,42 +5,57 @@ import STUNWire
 /// The allocation generator's client steps (`natlab bench-client turn-alloc`), answer by answer.
 struct TURNAllocLoadGeneratorTests {
     let options = TURNAllocLoadGenerator.Options(server: STUNAddress("192.0.2.1:3478")!, username: "alice", password: "secret")
+    let relayed = STUNAttribute.xorRelayedAddress(STUNAddress("192.0.2.1:50000")!)
 
     func answer(_ c: TURNAllocLoadGenerator.Client, method: STUNMethod, _ cls: STUNClass, _ attrs: [STUNAttribute] = []) -> STUNMessage {
         STUNMessage(method: method, class: cls, transactionID: c.transaction, attributes: attrs)
     }
 
-    @Test("401 gives realm, nonce and key; Allocate then Refresh(0) completes one cycle; a stale nonce renews it")
+    func error(_ code: Int, _ reason: String, nonce: String? = nil) -> [STUNAttribute] {
+        [.errorCode(STUNErrorCode(code: code, reason: reason))] + (nonce.map { [.realm("natlab"), .nonce($0)] } ?? [])
+    }
+
+    @Test("A cycle is a real client's: 401, authenticated Allocate with a relayed address, Refresh(0); a stale nonce renews")
     func cycle() throws {
         var c = TURNAllocLoadGenerator.Client(fd: -1)
-        let challenge = answer(c, method: .allocate, .errorResponse,
-                               [.errorCode(STUNErrorCode(code: 401, reason: "Unauthorized")), .realm("natlab"), .nonce("n1")])
-        #expect(try TURNAllocLoadGenerator.receive(challenge, client: &c, options) == 0)
+        #expect(c.step == .challenge)
+        #expect(try !TURNAllocLoadGenerator.receive(answer(c, method: .allocate, .errorResponse, error(401, "Unauthorized", nonce: "n1")),
+                                                    client: &c, options))
         #expect(c.nonce == "n1" && c.realm == "natlab")
         #expect(c.key == .longTerm(username: "alice", realm: "natlab", password: "secret"))
         #expect(c.step == .allocate)
-        #expect(try TURNAllocLoadGenerator.receive(answer(c, method: .allocate, .successResponse), client: &c, options) == 0)
-        #expect(c.step == .delete)
-        #expect(try TURNAllocLoadGenerator.receive(answer(c, method: .refresh, .successResponse), client: &c, options) == 1)
-        #expect(c.step == .allocate)
-        let stale = answer(c, method: .allocate, .errorResponse,
-                           [.errorCode(STUNErrorCode(code: 438, reason: "Stale Nonce")), .realm("natlab"), .nonce("n2")])
-        #expect(try TURNAllocLoadGenerator.receive(stale, client: &c, options) == 0)
+        #expect(try !TURNAllocLoadGenerator.receive(answer(c, method: .allocate, .errorResponse, error(438, "Stale Nonce", nonce: "n2")),
+                                                    client: &c, options))
         #expect(c.nonce == "n2" && c.step == .allocate)
+        #expect(try !TURNAllocLoadGenerator.receive(answer(c, method: .allocate, .successResponse, [relayed]), client: &c, options))
+        #expect(c.step == .delete)
+        #expect(try TURNAllocLoadGenerator.receive(answer(c, method: .refresh, .successResponse), client: &c, options))
     }
 
-    @Test("437 after a lost answer: an Allocate deletes the leftover first; a retransmitted delete counts as done")
-    func mismatch() throws {
+    @Test("Only real allocations count: 437 to an Allocate, a success without a relayed address, or 401 to a Refresh fail the run")
+    func notAllocations() throws {
         var c = TURNAllocLoadGenerator.Client(fd: -1)
-        let mismatch = [STUNAttribute.errorCode(STUNErrorCode(code: 437, reason: "Allocation Mismatch"))]
-        #expect(try TURNAllocLoadGenerator.receive(answer(c, method: .allocate, .errorResponse, mismatch), client: &c, options) == 0)
-        #expect(c.step == .delete)
-        #expect(try TURNAllocLoadGenerator.receive(answer(c, method: .refresh, .errorResponse, mismatch), client: &c, options) == 1)
-        #expect(c.step == .allocate)
+        c.step = .allocate
+        // coturn's answer to a second Allocate on a 5-tuple whose allocation was deleted.
         #expect(throws: TURNAllocLoadGenerator.Failure.self) {
-            try TURNAllocLoadGenerator.receive(answer(c, method: .allocate, .errorResponse,
-                                                      [.errorCode(STUNErrorCode(code: 486, reason: "Allocation Quota Reached"))]),
-                                               client: &c, options)
+            try TURNAllocLoadGenerator.receive(answer(c, method: .allocate, .errorResponse, error(437, "Allocation Mismatch")), client: &c, options)
         }
+        #expect(throws: TURNAllocLoadGenerator.Failure.self) {
+            try TURNAllocLoadGenerator.receive(answer(c, method: .allocate, .successResponse), client: &c, options)
+        }
+        #expect(throws: TURNAllocLoadGenerator.Failure.self) {
+            try TURNAllocLoadGenerator.receive(answer(c, method: .allocate, .errorResponse, error(486, "Allocation Quota Reached")), client: &c, options)
+        }
+        c.step = .delete
+        #expect(throws: TURNAllocLoadGenerator.Failure.self) {
+            try TURNAllocLoadGenerator.receive(answer(c, method: .refresh, .errorResponse, error(401, "Unauthorized", nonce: "n3")), client: &c, options)
+        }
+    }
+
+    @Test("437 to a retransmitted Refresh(0): the original deleted the allocation, the cycle is done")
+    func retransmittedDelete() throws {
+        var c = TURNAllocLoadGenerator.Client(fd: -1)
+        c.step = .delete
+        #expect(try TURNAllocLoadGenerator.receive(answer(c, method: .refresh, .errorResponse, error(437, "Allocation Mismatch")), client: &c, options))
     }
 }

@@ -1,8 +1,17 @@
-// An allocation-churn load generator for benchmarks (`natlab bench-client turn-alloc`): SOCKETS UDP
-// sockets, each cycling Allocate (long-term credentials) → Refresh LIFETIME=0, one thread, epoll,
-// straight Glibc. It replaced a Python generator that used a whole core on its own, so that
-// `Scripts/bench turn` measures the relays rather than the generator. It drives natlab's relay and
-// coturn alike.
+// An allocation-churn load generator for benchmarks (`natlab bench-client turn-alloc`): SOCKETS
+// concurrent clients, one thread, epoll, straight Glibc. Each cycle is what a real client does for one
+// allocation, from a new source port (a new 5-tuple): Allocate without credentials (→ 401 with realm
+// and nonce), Allocate with long-term credentials (→ success with a relayed address), Refresh
+// LIFETIME=0 (→ success). Only then does the cycle count, and the client moves to a new port.
+//
+// Why a new port per cycle: coturn 4.6.1 answers a second Allocate on a 5-tuple whose allocation was
+// deleted with 437 (Allocation Mismatch) and still answers the next Refresh(0) with success. Until
+// 2026-11-29 this generator reused its sockets and counted Allocate-437-Refresh as a cycle, so
+// coturn's "allocations" were mostly error answers while natlab made real ones. Now any error answer
+// other than the 401/438 challenge fails the run.
+//
+// It replaced a Python generator that used a whole core on its own, so that `Scripts/bench turn`
+// measures the relays rather than the generator. It drives natlab's relay and coturn alike.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,8 +27,10 @@ public enum TURNAllocLoadGenerator {
         public var password: String
         public var duration: Double = 5
         public var sockets: Int = 32
-        /// An unanswered request is sent again (new transaction) after this long.
+        /// An unanswered request is sent again (same transaction) after this long.
         public var timeout: Double = 0.5
+        /// Each new client takes the next of these source ports.
+        public var sourcePorts: ClosedRange<UInt16> = 10_240...65_535
 
         public init(server: STUNAddress, username: String, password: String) {
             self.server = server
@@ -29,10 +40,13 @@ public enum TURNAllocLoadGenerator {
     }
 
     public struct Result: Sendable {
-        /// Allocate + Refresh(0) cycles completed.
+        /// Cycles completed: an allocation made (success with XOR-RELAYED-ADDRESS) and deleted.
         public var allocations: Int
         public var seconds: Double
         public var timeouts: Int
+        /// New clients whose first Allocate got 437: the server still held state for that 5-tuple
+        /// from an earlier client on the port (the client moved on to the next port).
+        public var busy: Int
         public var rate: Double { seconds > 0 ? Double(allocations) / seconds : 0 }
     }
 
@@ -40,21 +54,23 @@ public enum TURNAllocLoadGenerator {
         public var description: String
     }
 
-    /// One client socket's state.
+    /// One client's state (a new client, on a new socket, every cycle).
     struct Client {
-        enum Step { case allocate, delete }
+        enum Step { case challenge, allocate, delete, idle }
         var fd: Int32
-        var step = Step.allocate
+        var step = Step.challenge
         var realm: String?
         var nonce: String?
         var key: STUNIntegrityKey?
         var transaction = STUNTransactionID.random()
         var sentAt = 0.0
+        /// The request in flight, sent again unchanged (same transaction) when unanswered.
+        var request: [UInt8] = []
     }
 
     public static func run(_ o: Options) throws(Failure) -> Result {
         let sockets: LoadSockets
-        do { sockets = try LoadSockets(server: o.server, count: max(1, o.sockets)) } catch {
+        do { sockets = try LoadSockets(server: o.server, count: max(1, o.sockets), sourcePorts: o.sourcePorts) } catch {
             throw Failure(description: error.description)
         }
         let epfd = sockets.epoll
@@ -63,61 +79,84 @@ public enum TURNAllocLoadGenerator {
 
         let start = STUNLoadGenerator.now()
         let end = start + o.duration
-        var done = 0, timeouts = 0
+        var done = 0, timeouts = 0, busy = 0
         for i in clients.indices { send(&clients[i], o, now: start) }
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: clients.count)
         defer { events.deallocate() }
         var buffer = [UInt8](repeating: 0, count: 2048)
         var now = start
-        while now < end {
+        // After `end`, clients start no new cycle and delete what they allocated (for at most a
+        // second), so the next run finds the server empty.
+        var draining = false
+        while now < end + 1 {
+            if !draining && now >= end {
+                draining = true
+                for i in clients.indices where clients[i].step == .challenge { clients[i].step = .idle }
+            }
+            if draining && !clients.contains(where: { $0.step != .idle }) { break }
             let ready = epoll_wait(epfd, events, Int32(clients.count), 50)
             now = STUNLoadGenerator.now()
             for e in 0..<Int(max(0, ready)) {
                 let s = Int(events[e].data.u32)
-                while true {
+                while clients[s].step != .idle {
                     let n = buffer.withUnsafeMutableBytes { recv(clients[s].fd, $0.baseAddress, $0.count, CLS_MSG_DONTWAIT) }
                     guard n > 0 else { break }
                     guard let m = try? STUNMessage.decode(Array(buffer[0..<n])),
                           m.transactionID == clients[s].transaction else { continue }
-                    done += try receive(m, client: &clients[s], o)
+                    let completed: Bool
+                    if clients[s].step == .challenge && m.errorCode?.code == 437 {
+                        busy += 1
+                        completed = true
+                    } else {
+                        completed = try receive(m, client: &clients[s], o)
+                        if completed && !draining { done += 1 }
+                    }
+                    if completed {
+                        if draining { clients[s].step = .idle; break }
+                        // The next cycle is a new client: a new socket, no credentials yet.
+                        do { clients[s] = Client(fd: try sockets.reopen(s)) } catch { throw Failure(description: error.description) }
+                        send(&clients[s], o, now: now)
+                        break
+                    }
                     send(&clients[s], o, now: now)
                 }
             }
-            for i in clients.indices where now - clients[i].sentAt > o.timeout {
+            for i in clients.indices where clients[i].step != .idle && now - clients[i].sentAt > o.timeout {
+                // A retransmission (same transaction): servers answer it as they answered the original.
                 timeouts += 1
-                send(&clients[i], o, now: now)
+                clients[i].sentAt = now
+                _ = clients[i].request.withUnsafeBytes { Glibc.send(clients[i].fd, $0.baseAddress, $0.count, CLS_MSG_DONTWAIT) }
             }
         }
-        return Result(allocations: done, seconds: STUNLoadGenerator.now() - start, timeouts: timeouts)
+        return Result(allocations: done, seconds: o.duration, timeouts: timeouts, busy: busy)
     }
 
-    /// Advances a client on an answer to its current request; 1 when that completed a cycle.
-    static func receive(_ m: STUNMessage, client c: inout Client, _ o: Options) throws(Failure) -> Int {
+    /// Advances a client on an answer to its current request; true when that completed a cycle.
+    static func receive(_ m: STUNMessage, client c: inout Client, _ o: Options) throws(Failure) -> Bool {
         let code = m.errorCode?.code
-        if code == 401 || code == 438 {
-            // The challenge (or a stale nonce): the same request again, with credentials.
-            c.nonce = m.nonce
-            c.realm = m.realm ?? c.realm
-            if let realm = c.realm {
-                c.key = .longTerm(username: o.username, realm: realm, password: o.password)
+        if (code == 401 && c.step != .delete) || code == 438 {
+            // The challenge (or a stale nonce): the Allocate again, with credentials.
+            guard let nonce = m.nonce, let realm = m.realm ?? c.realm else {
+                throw Failure(description: "bench-client: \(code!) without NONCE and REALM: \(m)")
             }
-            return 0
+            c.nonce = nonce
+            c.realm = realm
+            c.key = .longTerm(username: o.username, realm: realm, password: o.password)
+            if c.step == .challenge { c.step = .allocate }
+            return false
         }
         switch (m.messageClass, c.step, code) {
         case (.successResponse, .allocate, _):
+            guard m.first(.xorRelayedAddress) != nil else {
+                throw Failure(description: "bench-client: Allocate success without XOR-RELAYED-ADDRESS: \(m)")
+            }
             c.step = .delete
-            return 0
-        case (.successResponse, .delete, _):
-            c.step = .allocate
-            return 1
-        case (.errorResponse, .allocate, 437?):
-            c.step = .delete   // left over from a lost answer: delete it, then allocate again
-            return 0
-        case (.errorResponse, .delete, 437?):
-            c.step = .allocate  // a retransmitted delete: the first one deleted it
-            return 1
+            return false
+        case (.successResponse, .delete, _), (.errorResponse, .delete, 437?):
+            // 437 to a Refresh(0): a retransmission whose original already deleted the allocation.
+            return true
         default:
-            throw Failure(description: "bench-client: unexpected answer \(m)")
+            throw Failure(description: "bench-client: unexpected answer in step \(c.step): \(m)")
         }
     }
 
@@ -128,21 +167,22 @@ public enum TURNAllocLoadGenerator {
         var attributes: [STUNAttribute] = []
         let method: STUNMethod
         switch c.step {
-        case .allocate:
+        case .challenge, .allocate:
             method = .allocate
             attributes.append(.requestedTransport(17))
-            if c.nonce != nil { attributes.append(.lifetime(600)) }
         case .delete:
             method = .refresh
             attributes.append(.lifetime(0))
+        case .idle:
+            return
         }
         var key: STUNIntegrityKey?
-        if let nonce = c.nonce, let realm = c.realm, let k = c.key {
+        if c.step != .challenge, let nonce = c.nonce, let realm = c.realm, let k = c.key {
             attributes += [.username(o.username), .realm(realm), .nonce(nonce)]
             key = k
         }
         let m = STUNMessage(method: method, class: .request, transactionID: c.transaction, attributes: attributes)
-        let bytes = m.encode(integrity: key, fingerprint: true)
-        _ = bytes.withUnsafeBytes { Glibc.send(c.fd, $0.baseAddress, $0.count, CLS_MSG_DONTWAIT) }
+        c.request = m.encode(integrity: key, fingerprint: true)
+        _ = c.request.withUnsafeBytes { Glibc.send(c.fd, $0.baseAddress, $0.count, CLS_MSG_DONTWAIT) }
     }
 }
