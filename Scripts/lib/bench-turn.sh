@@ -97,7 +97,7 @@ try:
     failed = {k: 0 for k in servers}
     print(f"natlab {natlab} (event loops = CPUs: {os.cpu_count()}); coturn: {sh('dpkg-query', '-W', '-f=${Version}', 'coturn').stdout} (turnserver, default threads = CPUs: {os.cpu_count()})")
     print(f"relay load: {PROCS} x turnutils_uclient -c -m {CLIENTS} -n {MSGS} -l {SIZE} -z {INTERVAL} (channels, echo peer); "
-          f"allocations: {SOCKETS} sockets x {SECONDS} s Allocate+Refresh(0); {runs} runs, medians\n")
+          f"allocations: {SOCKETS} clients at once x {SECONDS} s, each cycle a new client: Allocate (401), Allocate with credentials, Refresh(0); {runs} runs, medians\n")
     for i in range(runs):
         order = list(servers) if i % 2 == 0 else list(reversed(servers))
         for name in order:

@@ -54,7 +54,16 @@ struct BenchClientTURNAlloc: ParsableCommand {
         commandName: "turn-alloc",
         abstract: "Churns TURN allocations the way real clients make them and prints allocations per second.",
         discussion: """
-        --sockets clients run at once, one request outstanding each, for --duration seconds. Each         cycle is one new client on a new source port (a new 5-tuple): Allocate without credentials         (401 with realm and nonce), Allocate with long-term credentials (success with a relayed         address), Refresh LIFETIME=0. Only such a cycle counts; any other error answer fails the run.         Source ports are taken in turn from 10240-65535, because a server may remember a 5-tuple for         a while after its client left (coturn 4.6.1 answers a new Allocate on it with 437 for 1-2         s); a new client whose first Allocate still gets 437 moves to the next port and is counted         as busy. An unanswered request is sent again (same transaction) after 0.5 s and counted as a         timeout. At the end, allocations still held are deleted (for at most a second). One thread,         epoll.
+        --sockets clients run at once, one request outstanding each, for --duration seconds. Each \
+        cycle is one new client on a new source port (a new 5-tuple): Allocate without credentials \
+        (401 with realm and nonce), Allocate with long-term credentials (success with a relayed \
+        address), Refresh LIFETIME=0. Only such a cycle counts; any other error answer fails the run. \
+        Source ports are taken in turn from 1024-32767 (below the ephemeral range other clients \
+        use), because a server may remember a 5-tuple for a while after its client left (coturn \
+        4.6.1 answers a new Allocate on it with 437 for 1-2 s); a new client whose Allocate still \
+        gets 437 moves to the next port and is counted as busy, not as an allocation. An unanswered \
+        request is sent again (same transaction) after 0.5 s and counted as a timeout. At the end, \
+        allocations still held are deleted (for at most a second). One thread, epoll.
         Output: one JSON object {"allocations","seconds","per_second","timeouts","busy"}.
         """
     )

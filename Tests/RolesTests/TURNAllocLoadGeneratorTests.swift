@@ -32,11 +32,11 @@ struct TURNAllocLoadGeneratorTests {
         #expect(try TURNAllocLoadGenerator.receive(answer(c, method: .refresh, .successResponse), client: &c, options))
     }
 
-    @Test("Only real allocations count: 437 to an Allocate, a success without a relayed address, or 401 to a Refresh fail the run")
+    @Test("Only real allocations count: a success without a relayed address, an error, or 401 to a Refresh are refused")
     func notAllocations() throws {
         var c = TURNAllocLoadGenerator.Client(fd: -1)
         c.step = .allocate
-        // coturn's answer to a second Allocate on a 5-tuple whose allocation was deleted.
+        // (The run loop takes 437 to a new client's Allocate as a busy port before it gets here.)
         #expect(throws: TURNAllocLoadGenerator.Failure.self) {
             try TURNAllocLoadGenerator.receive(answer(c, method: .allocate, .errorResponse, error(437, "Allocation Mismatch")), client: &c, options)
         }

@@ -29,8 +29,9 @@ public enum TURNAllocLoadGenerator {
         public var sockets: Int = 32
         /// An unanswered request is sent again (same transaction) after this long.
         public var timeout: Double = 0.5
-        /// Each new client takes the next of these source ports.
-        public var sourcePorts: ClosedRange<UInt16> = 10_240...65_535
+        /// Each new client takes the next of these source ports: below Linux's ephemeral range, so
+        /// that other clients on the host (turnutils_uclient in `Scripts/bench turn`) do not hold them.
+        public var sourcePorts: ClosedRange<UInt16> = 1024...32_767
 
         public init(server: STUNAddress, username: String, password: String) {
             self.server = server
@@ -44,8 +45,9 @@ public enum TURNAllocLoadGenerator {
         public var allocations: Int
         public var seconds: Double
         public var timeouts: Int
-        /// New clients whose first Allocate got 437: the server still held state for that 5-tuple
-        /// from an earlier client on the port (the client moved on to the next port).
+        /// New clients whose Allocate got 437: the server still held that 5-tuple for an earlier
+        /// client on the port (an allocation, or coturn's memory of one); the client moved on to
+        /// the next port, and the cycle does not count.
         public var busy: Int
         public var rate: Double { seconds > 0 ? Double(allocations) / seconds : 0 }
     }
@@ -104,7 +106,7 @@ public enum TURNAllocLoadGenerator {
                     guard let m = try? STUNMessage.decode(Array(buffer[0..<n])),
                           m.transactionID == clients[s].transaction else { continue }
                     let completed: Bool
-                    if clients[s].step == .challenge && m.errorCode?.code == 437 {
+                    if clients[s].step != .delete && m.errorCode?.code == 437 {
                         busy += 1
                         completed = true
                     } else {

@@ -270,7 +270,7 @@ public struct TURNServerCore: Sendable {
 
     // MARK: STUN requests and indications
 
-    mutating func drop(_ why: String) { dropped[why, default: 0] += 1 }
+    mutating func drop(_ why: String, count: Int = 1) { dropped[why, default: 0] += count }
 
     mutating func handleSTUN(_ bytes: [UInt8], from tuple: TURNFiveTuple, now: TURNTime, io: inout some TURNIO) {
         // Malformed messages (framing, FINGERPRINT, attribute values) are dropped without state or answer.
