@@ -18,7 +18,11 @@
 # gets beside the generators. (Until 2026-11-29 the allocation generator was a Python script that used
 # a whole core with either server, which bounded both figures and pulled the ratio towards 1; the
 # compiled one leaves the relays more CPU.)
-# Medians of RUNS (default 5) runs; ratio natlab/coturn (> 1: natlab faster). Numbers, not assertions.
+# Beside the rates, each relay's own CPU (utime + stime from /proc/PID/stat, kernel work in its
+# threads included) per relayed datagram and per allocation: the rates depend on the CPU the load
+# processes leave a relay, the CPU per unit of work does much less.
+# Medians of RUNS (default 5) runs; ratio natlab/coturn (> 1: natlab faster; CPU < 1: natlab cheaper).
+# Numbers, not assertions.
 runs=${1:-5}
 command -v turnserver >/dev/null && command -v turnutils_uclient >/dev/null || natlab_install_packages "${NATLAB_TEST_PACKAGES[@]}"
 natlab_quiet_coturn
@@ -64,7 +68,7 @@ def relay_run(server):
             # uclient gives up on an error (seen: coturn's 437 "wrong transaction ID" to a retransmitted
             # Allocate under load): the run counts as failed for that server, with its last words.
             sys.stderr.write(f"bench: uclient against {server} failed: " + " | ".join(o.strip().splitlines()[-2:]) + "\n")
-            return None, None
+            return None, None, 0
         sent += int(m[-1][0]); recv += int(m[-1][1])
         rising = [(t, r) for i, (t, r) in enumerate(samples) if i == 0 or r != samples[i - 1][1]]
         first = next(((t, r) for t, r in samples if r > 0), None)
@@ -73,14 +77,20 @@ def relay_run(server):
             rate += (last[1] - first[1]) / (last[0] - first[0])
         else:
             rate += int(m[-1][1]) / wall
-    return rate, (sent - recv) / max(sent, 1) * 100
+    return rate, (sent - recv) / max(sent, 1) * 100, recv
+
+def cpu_seconds(pid):
+    # utime + stime of the relay process (all its threads), fields 14 and 15 of /proc/PID/stat.
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 def alloc_run(server):
     r = sh(*in_load(natlab, "bench-client", "turn-alloc", "--server", f"{server}:3478", "--user", "alice",
                     "--password", "secret", "--duration", str(SECONDS), "--sockets", str(SOCKETS)))
     if r.returncode != 0:
         sys.exit("bench: allocation load failed:\n" + r.stdout + r.stderr)
-    return json.loads(r.stdout)["per_second"]
+    return json.loads(r.stdout)
 
 sh(natlab, "down", lab)
 with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
@@ -94,6 +104,12 @@ peer = subprocess.Popen([natlab, "exec", lab, "peer", "--", "turnutils_peer", "-
 try:
     time.sleep(1)
     pps = {k: [] for k in servers}; loss = {k: [] for k in servers}; allocs = {k: [] for k in servers}
+    # The relays' own CPU per relayed datagram and per allocation (kernel time in their threads
+    # included): less noisy than the rates, which depend on the CPU the load processes leave them.
+    cpu_dgram = {k: [] for k in servers}; cpu_alloc = {k: [] for k in servers}
+    roles = json.loads(sh(natlab, "status", lab, "--json").stdout)["roles"]
+    pids = {"natlab": next(r["pid"] for r in roles if r["node"] == "relay"),
+            "coturn": next(r["pid"] for r in roles if r["node"] == "coturn")}
     failed = {k: 0 for k in servers}
     print(f"natlab {natlab} (event loops = CPUs: {os.cpu_count()}); coturn: {sh('dpkg-query', '-W', '-f=${Version}', 'coturn').stdout} (turnserver, default threads = CPUs: {os.cpu_count()})")
     print(f"relay load: {PROCS} x turnutils_uclient -c -m {CLIENTS} -n {MSGS} -l {SIZE} -z {INTERVAL} (channels, echo peer); "
@@ -101,19 +117,26 @@ try:
     for i in range(runs):
         order = list(servers) if i % 2 == 0 else list(reversed(servers))
         for name in order:
-            r, l = relay_run(servers[name])
+            c0 = cpu_seconds(pids[name])
+            r, l, echoed = relay_run(servers[name])
+            c1 = cpu_seconds(pids[name])
             if r is None:
                 failed[name] += 1
             else:
                 pps[name].append(2 * r); loss[name].append(l)
-            allocs[name].append(alloc_run(servers[name]))
-        print(f"run {i + 1}: " + "  ".join(f"{n}: " + (f"{pps[n][-1]:,.0f} relayed/s ({loss[n][-1]:.2f}% lost)" if pps[n] else "failed")
-                                            + f", {allocs[n][-1]:,.0f} alloc/s" for n in servers), flush=True)
+                cpu_dgram[name].append((c1 - c0) * 1e6 / max(1, 2 * echoed))
+            a = alloc_run(servers[name])
+            c2 = cpu_seconds(pids[name])
+            allocs[name].append(a["per_second"])
+            cpu_alloc[name].append((c2 - c1) * 1e6 / max(1, a["allocations"]))
+        print(f"run {i + 1}: " + "  ".join(f"{n}: " + (f"{pps[n][-1]:,.0f} relayed/s ({loss[n][-1]:.2f}% lost, {cpu_dgram[n][-1]:.1f} us CPU each)" if pps[n] else "failed")
+                                            + f", {allocs[n][-1]:,.0f} alloc/s ({cpu_alloc[n][-1]:.0f} us CPU each)" for n in servers), flush=True)
     m = lambda v: statistics.median(v) if v else float("nan")
-    print(f"\n{'':<10} {'relayed datagrams/s':>20} {'loss %':>8} {'allocations/s':>14} {'failed relay runs':>18}")
+    print(f"\n{'':<10} {'relayed datagrams/s':>20} {'loss %':>8} {'us CPU/datagram':>16} {'allocations/s':>14} {'us CPU/allocation':>18} {'failed relay runs':>18}")
     for n in servers:
-        print(f"{n:<10} {m(pps[n]):>20,.0f} {m(loss[n]):>8.2f} {m(allocs[n]):>14,.0f} {failed[n]:>18}")
-    print(f"{'ratio':<10} {m(pps['natlab']) / m(pps['coturn']):>19.2f}x {'':>8} {m(allocs['natlab']) / m(allocs['coturn']):>13.2f}x   (natlab / coturn)")
+        print(f"{n:<10} {m(pps[n]):>20,.0f} {m(loss[n]):>8.2f} {m(cpu_dgram[n]):>16.2f} {m(allocs[n]):>14,.0f} {m(cpu_alloc[n]):>18.1f} {failed[n]:>18}")
+    print(f"{'ratio':<10} {m(pps['natlab']) / m(pps['coturn']):>19.2f}x {'':>8} {m(cpu_dgram['natlab']) / m(cpu_dgram['coturn']):>15.2f}x "
+          f"{m(allocs['natlab']) / m(allocs['coturn']):>13.2f}x {m(cpu_alloc['natlab']) / m(cpu_alloc['coturn']):>17.2f}x   (natlab / coturn; CPU: < 1 is natlab cheaper)")
 finally:
     peer.terminate()
     sh(natlab, "down", lab)
