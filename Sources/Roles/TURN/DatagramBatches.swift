@@ -44,23 +44,13 @@ final class DatagramBatches {
     private(set) var dropped = 0
     private(set) var failures: [Int32: Int] = [:]
 
-    /// Queues a datagram of `parts` (concatenated) from `fd` to `to`. A datagram too large for a
-    /// batch is sent on its own.
+    /// Queues a datagram of `parts` (concatenated) from `fd` to `destination`.
     func append(fd: Int32, to destination: STUNAddress, _ parts: UnsafeRawBufferPointer...) {
         guard case .ipv4(let ip) = destination.ip else { return }
         var length = 0
         for p in parts { length += p.count }
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = destination.port.bigEndian
-        sa.sin_addr.s_addr = ip.bigEndian
-        if length > Self.arenaBytes {
-            var whole = [UInt8]()
-            whole.reserveCapacity(length)
-            for p in parts { whole.append(contentsOf: p) }
-            sendOne(fd, whole, &sa)
-            return
-        }
+        // A UDP datagram is at most 65,535 bytes (the arena holds two); larger cannot be sent.
+        guard length <= 65_535 else { failures[EMSGSIZE, default: 0] += 1; return }
         let batch = batches[fd] ?? { let b = Batch(fd: fd); batches[fd] = b; return b }()
         if batch.count == Self.maxMessages || batch.used + length > Self.arenaBytes { send(batch) }
         if batch.count == 0 { dirty.append(batch) }
@@ -71,6 +61,10 @@ final class DatagramBatches {
             offset += p.count
         }
         let i = batch.count
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = destination.port.bigEndian
+        sa.sin_addr.s_addr = ip.bigEndian
         batch.addresses[i] = sa
         batch.iovecs[i] = iovec(iov_base: start, iov_len: length)
         var h = msghdr()
@@ -121,14 +115,4 @@ final class DatagramBatches {
         b.used = 0
     }
 
-    private func sendOne(_ fd: Int32, _ bytes: [UInt8], _ sa: inout sockaddr_in) {
-        let r = bytes.withUnsafeBytes { b in
-            withUnsafePointer(to: &sa) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, b.baseAddress, b.count, CLS_MSG_DONTWAIT, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
-        if r < 0 { errno == EAGAIN || errno == ENOBUFS ? (dropped += 1) : (failures[errno, default: 0] += 1) }
-    }
 }
