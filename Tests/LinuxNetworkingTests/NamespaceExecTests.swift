@@ -13,6 +13,36 @@ import TestSupport
         #expect(empty.errno == nil)
     }
 
+    /// spawn's child (clone with CLONE_VM|CLONE_VFORK) reports a failure before exec with its step and
+    /// errno: safe without root, the namespace file does not exist.
+    @Test func spawnReportsFailureBeforeExec() {
+        #expect {
+            try NamespaceExec.spawn(namespacePath: "/nonexistent/natlab-lntest-none", argv: ["true"], newSession: false)
+        } throws: { error in
+            let e = error as? LinuxNetworkingError
+            return e?.isNotFound == true && e?.description == "open 'true' in /nonexistent/natlab-lntest-none: No such file or directory (ENOENT)"
+        }
+    }
+
+    /// The whole child path (setns, a private mount namespace, sysfs) then a program that does not
+    /// exist: the failure comes back as execvp's, and a real program starts and is waited for.
+    @Test(.enabled(if: Privilege.shouldRun))
+    func spawnInsideNamespace() throws {
+        try Privilege.require()
+        try withNamespaces("spawn", count: 1) { names, _ in
+            let path = NetworkNamespace.path(of: names[0])
+            #expect {
+                try NamespaceExec.spawn(namespacePath: path, argv: ["/nonexistent/natlab-no-such-program"], newSession: false)
+            } throws: { error in
+                (error as? LinuxNetworkingError)?.description.hasPrefix("execvp '/nonexistent/natlab-no-such-program'") == true
+            }
+            let pid = try NamespaceExec.spawn(namespacePath: path, argv: ["sh", "-c", "exit 7"], newSession: false)
+            var status: Int32 = 0
+            #expect(waitpid(pid, &status, 0) == pid)
+            #expect((status >> 8) & 0xff == 7)
+        }
+    }
+
     /// The real thing in a forked child (exec replaces it): the command sees only the namespace's
     /// interfaces, in /sys too, and runs in the namespace.
     @Test(.enabled(if: Privilege.shouldRun))
