@@ -17,7 +17,7 @@ final class LoadSockets {
     let epoll: Int32
     private(set) var fds: [Int32] = []
 
-    private var address = sockaddr_in()
+    private let address: sockaddr_in
     private let receiveBuffer: Int32?
     /// Source ports taken in turn (instead of the kernel's ephemeral choice), so a port comes back
     /// only after the whole range: servers may remember a client's 5-tuple for a while after it left
@@ -27,12 +27,10 @@ final class LoadSockets {
 
     init(server: STUNAddress, count: Int, receiveBuffer: Int32? = nil,
          sourcePorts: ClosedRange<UInt16>? = nil) throws(SetupError) {
-        guard case .ipv4(let ip) = server.ip else { throw SetupError(description: "bench-client: IPv4 servers only") }
+        guard let address = server.sockaddrIPv4 else { throw SetupError(description: "bench-client: IPv4 servers only") }
+        self.address = address
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw SetupError(description: "epoll_create1: \(String(cString: strerror(errno)))") }
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = server.port.bigEndian
-        address.sin_addr.s_addr = ip.bigEndian
         self.receiveBuffer = receiveBuffer
         self.sourcePorts = sourcePorts
         nextPort = sourcePorts?.lowerBound ?? 0
@@ -46,10 +44,7 @@ final class LoadSockets {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         }
         if let range = sourcePorts { try bindNext(fd, range) }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else {
+        guard withSockaddr(address, { connect(fd, $0, $1) }) == 0 else {
             let e = errno
             close(fd)
             throw SetupError(description: "connect: \(String(cString: strerror(e)))")
@@ -68,10 +63,7 @@ final class LoadSockets {
         for _ in 0..<range.count {
             local.sin_port = nextPort.bigEndian
             nextPort = nextPort == range.upperBound ? range.lowerBound : nextPort + 1
-            let rc = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            if rc == 0 { return }
+            if withSockaddr(local, { bind(fd, $0, $1) }) == 0 { return }
             guard errno == EADDRINUSE else { break }
         }
         let e = errno

@@ -21,15 +21,21 @@ extension STUNAddress {
         }
     }
 
+    /// As a `sockaddr_in` for the socket calls natlab makes itself; nil for IPv6.
+    var sockaddrIPv4: sockaddr_in? {
+        guard case .ipv4(let v) = ip else { return nil }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = v.bigEndian
+        return sa
+    }
+
     /// As a NIO socket address.
     public var socketAddress: SocketAddress {
         switch ip {
-        case .ipv4(let v):
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = port.bigEndian
-            sa.sin_addr.s_addr = v.bigEndian
-            return SocketAddress(sa, host: "")
+        case .ipv4:
+            return SocketAddress(sockaddrIPv4!, host: "")
         case .ipv6:
             var sa = sockaddr_in6()
             sa.sin6_family = sa_family_t(AF_INET6)
@@ -40,5 +46,12 @@ extension STUNAddress {
             }
             return SocketAddress(sa, host: "")
         }
+    }
+}
+
+/// `call` (bind(2), connect(2)) with `address` as a `sockaddr` and its length.
+func withSockaddr(_ address: sockaddr_in, _ call: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    withUnsafePointer(to: address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { call($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
 }

@@ -54,18 +54,11 @@ public final class NIOProbeTransport: ProbeTransport {
 
     /// The source address the kernel picks for `server` (a connected UDP socket's name; nothing is sent).
     public static func sourceAddress(towards server: STUNAddress) throws -> STUNIPAddress {
-        guard case .ipv4(let ip) = server.ip else { throw ProbeSocketError.ipv6Unsupported }
+        guard let remote = server.sockaddrIPv4 else { throw ProbeSocketError.ipv6Unsupported }
         let fd = socket(AF_INET, CLS_SOCK_DGRAM, 0)
         guard fd >= 0 else { throw ProbeSocketError.system("socket", errno) }
         defer { close(fd) }
-        var remote = sockaddr_in()
-        remote.sin_family = sa_family_t(AF_INET)
-        remote.sin_port = server.port.bigEndian
-        remote.sin_addr.s_addr = ip.bigEndian
-        let rc = withUnsafePointer(to: &remote) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { throw ProbeSocketError.system("connect to \(server) (no route?)", errno) }
+        guard withSockaddr(remote, { connect(fd, $0, $1) }) == 0 else { throw ProbeSocketError.system("connect to \(server) (no route?)", errno) }
         var local = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let rc2 = withUnsafeMutablePointer(to: &local) {

@@ -23,6 +23,8 @@ final class DatagramBatches {
         let fd: Int32
         var count = 0
         var used = 0
+        /// In `dirty` (flushed at the end of the loop iteration).
+        var isDirty = false
         let arena = UnsafeMutableRawPointer.allocate(byteCount: DatagramBatches.arenaBytes, alignment: 16)
         let addresses = UnsafeMutablePointer<sockaddr_in>.allocate(capacity: DatagramBatches.maxMessages)
         let iovecs = UnsafeMutablePointer<iovec>.allocate(capacity: DatagramBatches.maxMessages)
@@ -46,14 +48,17 @@ final class DatagramBatches {
 
     /// Queues a datagram of `parts` (concatenated) from `fd` to `destination`.
     func append(fd: Int32, to destination: STUNAddress, _ parts: UnsafeRawBufferPointer...) {
-        guard case .ipv4(let ip) = destination.ip else { return }
+        guard let sa = destination.sockaddrIPv4 else { return }
         var length = 0
         for p in parts { length += p.count }
         // A UDP datagram is at most 65,535 bytes (the arena holds two); larger cannot be sent.
         guard length <= 65_535 else { failures[EMSGSIZE, default: 0] += 1; return }
         let batch = batches[fd] ?? { let b = Batch(fd: fd); batches[fd] = b; return b }()
         if batch.count == Self.maxMessages || batch.used + length > Self.arenaBytes { send(batch) }
-        if batch.count == 0 { dirty.append(batch) }
+        if !batch.isDirty {
+            batch.isDirty = true
+            dirty.append(batch)
+        }
         let start = batch.arena + batch.used
         var offset = 0
         for p in parts where p.count > 0 {
@@ -61,10 +66,6 @@ final class DatagramBatches {
             offset += p.count
         }
         let i = batch.count
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = destination.port.bigEndian
-        sa.sin_addr.s_addr = ip.bigEndian
         batch.addresses[i] = sa
         batch.iovecs[i] = iovec(iov_base: start, iov_len: length)
         var h = msghdr()
@@ -84,7 +85,10 @@ final class DatagramBatches {
 
     /// Sends every queued datagram.
     func flush() {
-        for b in dirty where b.count > 0 { send(b) }
+        for b in dirty {
+            b.isDirty = false
+            if b.count > 0 { send(b) }
+        }
         dirty.removeAll(keepingCapacity: true)
     }
 
@@ -93,7 +97,7 @@ final class DatagramBatches {
     func forget(fd: Int32) {
         guard let b = batches.removeValue(forKey: fd) else { return }
         send(b)
-        dirty.removeAll { $0 === b }
+        if b.isDirty { dirty.removeAll { $0 === b } }
     }
 
     private func send(_ b: Batch) {

@@ -160,18 +160,13 @@ public final class TURNRelayServer: @unchecked Sendable {
     /// A UDP socket bound to `address` (IPv4), with SO_REUSEADDR and, for several shards, SO_REUSEPORT
     /// (set before bind, where it counts).
     static func boundSocket(_ address: STUNAddress, reusePort: Bool) throws -> Int32 {
-        guard case .ipv4(let ip) = address.ip else { throw TURNServerError("listen \(address): IPv4 only") }
+        guard let sa = address.sockaddrIPv4 else { throw TURNServerError("listen \(address): IPv4 only") }
         let fd = socket(AF_INET, CLS_SOCK_DGRAM | CLS_SOCK_CLOEXEC, 0)
         guard fd >= 0 else { throw TURNServerError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = address.port.bigEndian
-        sa.sin_addr.s_addr = ip.bigEndian
-        let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else {
+        guard withSockaddr(sa, { bind(fd, $0, $1) }) == 0 else {
             let e = errno
             close(fd)
             throw TURNServerError("bind \(address): \(String(cString: strerror(e)))")
@@ -343,15 +338,10 @@ extension TURNRelayServer {
         /// Binds the relayed socket now (so the port is known to be ours before the Allocate is answered);
         /// NIO reads it from its first permission on (`activate`).
         func openRelay(port: UInt16) -> Bool {
-            guard case .ipv4(let ip) = relayAddress else { return false }
+            guard let sa = STUNAddress(ip: relayAddress, port: port).sockaddrIPv4 else { return false }
             let fd = socket(AF_INET, CLS_SOCK_DGRAM | CLS_SOCK_CLOEXEC, 0)
             guard fd >= 0 else { return false }
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = port.bigEndian
-            sa.sin_addr.s_addr = ip.bigEndian
-            let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-            guard rc == 0 else { close(fd); return false }
+            guard withSockaddr(sa, { bind(fd, $0, $1) }) == 0 else { close(fd); return false }
             closedWhilePending.remove(port)
             sockets.add(port, fd)
             relayFds[port] = fd
