@@ -1,13 +1,16 @@
-// The TURN relay on swift-nio, sharded by event loop. There is one event loop per core by default,
-// and each is a *shard*: it binds its own UDP socket on every listening address with SO_REUSEPORT, so
-// the kernel spreads clients over the shards by 4-tuple and a client's datagrams always reach the same
-// shard. The shard owns those clients' allocations (its own `TURNServerCore`) and their relayed
-// sockets (registered on its loop), so no relayed datagram crosses threads in either direction and
-// the data path takes no lock. TCP clients: one listener per address; a connection is served by the
-// shard whose loop NIO gives it. What shards must agree on (quotas, serials, relay ports,
-// reservations) is `TURNShared`, locked per allocation, not per packet; the relayed sockets' file
-// descriptors are shared as well (`RelaySockets`), because the port of a RESERVATION-TOKEN may be
-// taken up by a client of another shard. Shard 0's timer gathers every shard's statistics once a second.
+// The TURN relay, sharded by thread. There is one shard per core by default. Each shard runs its own
+// loop (`ShardLoop`: epoll, recvmmsg, sendmmsg) and binds its own UDP socket on every listening
+// address with SO_REUSEPORT, so the kernel spreads clients over the shards by 4-tuple and a client's
+// datagrams always reach the same shard. The shard owns those clients' allocations (its own
+// `TURNServerCore`) and their relayed sockets (in its epoll set), so no relayed datagram crosses
+// threads in either direction and the data path takes no lock. What shards must agree on (quotas,
+// serials, relay ports, reservations) is `TURNShared`, locked per allocation, not per packet; the
+// relayed sockets' file descriptors are shared as well (`RelaySockets`), because the port of a
+// RESERVATION-TOKEN may be taken up by a client of another shard.
+// swift-nio runs the rest on one more thread: TCP clients (a connection's frames are handed to a
+// shard, chosen in turn, and its answers written back through NIO) and the statistics timer, which
+// gathers every shard's statistics once a second. Why the UDP sockets are not read through swift-nio:
+// see `ShardLoop`.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,7 +30,7 @@ public struct TURNServerOptions: Sendable {
     public var statsPath: String?
     /// Also accept clients over TCP on the listening addresses (relaying stays UDP).
     public var tcp: Bool
-    /// Event loops (shards), each with its own SO_REUSEPORT socket per listening address.
+    /// Shards (threads), each with its own SO_REUSEPORT socket per listening address.
     public var threads: Int
     public init(listen: [STUNAddress], config: TURNConfig, statsPath: String? = nil, tcp: Bool = true,
                 threads: Int = System.coreCount) {
@@ -50,29 +53,36 @@ final class RelaySockets: Sendable {
 
 /// A running relay. Create with `start`, stop with `stop`.
 public final class TURNRelayServer: @unchecked Sendable {
-    let group: MultiThreadedEventLoopGroup
+    /// TCP connections and the statistics timer.
+    let control: MultiThreadedEventLoopGroup
+    let controlLoop: EventLoop
     let shards: [Shard]
     let options: TURNServerOptions
     let started: Double
     let logger: Logger
+    /// The shard the next TCP connection goes to.
+    let nextShard = NIOLockedValueBox(0)
     // Set in `start` before it returns, read in `stop`.
     var listeners: [Channel] = []
-    var timers: [RepeatedTask] = []
-    /// The last statistics written (without their time stamp); only on shard 0's loop.
+    var statsTimer: RepeatedTask?
+    /// The last statistics written (without their time stamp); only on `controlLoop`.
     var lastStats: TURNStatsSnapshot?
 
-    init(options: TURNServerOptions, logger: Logger) {
-        group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+    init(options: TURNServerOptions, logger: Logger) throws {
         // One nonce secret for all shards: a nonce stays valid whichever shard checks it.
         var secret = [UInt8]()
         for _ in 0..<32 { secret.append(UInt8.random(in: 0...255)) }
         let shared = TURNShared()
         let sockets = RelaySockets()
         var shards: [Shard] = []
-        for loop in group.makeIterator() {
+        for _ in 0..<max(1, options.threads) {
+            let loop: ShardLoop
+            do { loop = try ShardLoop() } catch { throw TURNServerError(error.description) }
             shards.append(Shard(loop: loop, core: TURNServerCore(config: options.config, nonceSecret: secret, shared: shared),
                                 sockets: sockets, relayAddress: options.config.relayAddress, logger: logger))
         }
+        control = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        controlLoop = control.next()
         self.shards = shards
         self.options = options
         self.logger = logger
@@ -81,91 +91,71 @@ public final class TURNRelayServer: @unchecked Sendable {
 
     /// Binds the listening sockets and starts relaying.
     public static func start(_ options: TURNServerOptions, logger: Logger = Logger(label: "natlab.turn")) throws -> TURNRelayServer {
-        let s = TURNRelayServer(options: options, logger: logger)
-        var opened: [Channel] = []
+        let s = try TURNRelayServer(options: options, logger: logger)
         do {
             for shard in s.shards {
                 for address in options.listen {
-                    // Bound here (not by NIO) so the shard knows the descriptor it sends on.
-                    let fd = try boundSocket(address, reusePort: s.shards.count > 1)
-                    let ch: Channel
-                    do {
-                        ch = try s.bootstrap(shard) { ServerHandler(shard: shard, local: address) }.withBoundSocket(fd).wait()
-                    } catch {
-                        close(fd)
-                        throw error
-                    }
-                    opened.append(ch)
-                    try shard.loop.submit {
-                        shard.servers[address] = ch
-                        shard.serverFds[address] = fd
-                    }.wait()
+                    // Before the shards' threads start: nothing else touches them yet.
+                    shard.addServer(try boundSocket(address, reusePort: s.shards.count > 1), address)
                 }
             }
-            if options.tcp {
+        } catch {
+            for shard in s.shards { shard.closeServers() }
+            try? s.control.syncShutdownGracefully()
+            throw error
+        }
+        for (i, shard) in s.shards.enumerated() { shard.start(name: "natlab turn \(i)") }
+        if options.tcp {
+            do {
                 for address in options.listen {
-                    let listener = try ServerBootstrap(group: s.group)
+                    let listener = try ServerBootstrap(group: s.control)
                         .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                         .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
                         .childChannelInitializer { ch in
                             ch.eventLoop.makeCompletedFuture {
-                                let shard = s.shard(of: ch.eventLoop)
+                                let shard = s.takeShard()
                                 try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(TURNStreamDecoder()))
                                 try ch.pipeline.syncOperations.addHandler(StreamHandler(shard: shard, local: address))
                             }
                         }
                         .bind(to: address.socketAddress).wait()
-                    opened.append(listener)
                     s.listeners.append(listener)
                 }
+            } catch {
+                s.stop()
+                throw error
             }
-        } catch {
-            for ch in opened { try? ch.close().wait() }
-            try? s.group.syncShutdownGracefully()
-            throw error
         }
-        for shard in s.shards {
-            s.timers.append(shard.loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
-                shard.tick()
-                if shard === s.shards[0] { s.writeStats(force: false) }
-            })
+        s.statsTimer = s.controlLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            s.writeStats(force: false)
         }
-        try s.shards[0].loop.flatSubmit { s.writeStats(force: true) }.wait()
+        try s.controlLoop.flatSubmit { s.writeStats(force: true) }.wait()
         return s
     }
 
-    /// Event loops (shards) relaying.
+    /// Shards (threads) relaying.
     public var threads: Int { shards.count }
 
-    /// The shard of a channel's event loop (TCP connections: NIO picks the loop).
-    func shard(of loop: EventLoop) -> Shard {
-        shards.first { $0.loop === loop } ?? shards[0]
-    }
-
-    func bootstrap(_ shard: Shard, _ handler: @escaping @Sendable () -> ChannelHandler) -> DatagramBootstrap {
-        DatagramBootstrap(group: shard.loop)
-            .channelOption(ChannelOptions.datagramVectorReadMessageCount, value: 32)
-            // Up to 4 recvmmsg (32 datagrams each) per readiness event, then the loop serves the other
-            // sockets and flushes (level-triggered epoll brings the rest back next iteration). The
-            // listening socket carries every client's traffic while each relayed socket carries one
-            // allocation's: with one read per event it fell behind the relayed sockets and its receive
-            // buffer overflowed under `Scripts/bench turn` (5–10 % of datagrams lost in some runs).
-            .channelOption(ChannelOptions.maxMessagesPerRead, value: 4)
-            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * 32))
-            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
-            .channelOption(ChannelOptions.socketOption(.so_sndbuf), value: 4 << 20)
-            .channelInitializer { ch in ch.eventLoop.makeCompletedFuture { try ch.pipeline.syncOperations.addHandler(handler()) } }
+    /// The shard that serves the next TCP connection (in turn).
+    func takeShard() -> Shard {
+        shards[nextShard.withLockedValue { i in
+            defer { i = (i + 1) % shards.count }
+            return i
+        }]
     }
 
     /// A UDP socket bound to `address` (IPv4), with SO_REUSEADDR and, for several shards, SO_REUSEPORT
-    /// (set before bind, where it counts).
+    /// (set before bind, where it counts), and 4 MiB buffers: the listening socket carries every
+    /// client's traffic of its shard.
     static func boundSocket(_ address: STUNAddress, reusePort: Bool) throws -> Int32 {
         guard let sa = address.sockaddrIPv4 else { throw TURNServerError("listen \(address): IPv4 only") }
         let fd = socket(AF_INET, CLS_SOCK_DGRAM | CLS_SOCK_CLOEXEC, 0)
         guard fd >= 0 else { throw TURNServerError("socket: \(String(cString: strerror(errno)))") }
-        var one: Int32 = 1
+        var one: Int32 = 1, size: Int32 = 4 << 20
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         if reusePort { setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
         guard withSockaddr(sa, { bind(fd, $0, $1) }) == 0 else {
             let e = errno
             close(fd)
@@ -176,22 +166,32 @@ public final class TURNRelayServer: @unchecked Sendable {
 
     /// Ends every allocation, writes the final statistics, closes the sockets.
     public func stop() {
-        for t in timers { t.cancel() }
-        for shard in shards { try? shard.loop.submit { shard.shutdown() }.wait() }
-        try? shards[0].loop.flatSubmit { self.writeStats(force: true) }.wait()
+        if let statsTimer {
+            let cancelled = controlLoop.makePromise(of: Void.self)
+            statsTimer.cancel(promise: cancelled)
+            try? cancelled.futureResult.wait()
+        }
         for ch in listeners { try? ch.close().wait() }
-        try? group.syncShutdownGracefully()
+        for shard in shards { shard.loop.submitAndWait { shard.shutdown() } }
+        // The shards' loops still run: the final statistics gather from them.
+        try? controlLoop.flatSubmit { self.writeStats(force: true) }.wait()
+        for shard in shards { shard.loop.stop() }
+        try? control.syncShutdownGracefully()
     }
 
-    /// Gathers every shard's statistics (each on its own loop) and writes them when they changed.
-    /// Runs on shard 0's loop.
+    /// Gathers every shard's statistics (each on its own thread) and writes them when they changed.
+    /// Runs on `controlLoop`.
     @discardableResult
     func writeStats(force: Bool) -> EventLoopFuture<Void> {
-        let loop = shards[0].loop
+        let loop = controlLoop
         guard let path = options.statsPath else { return loop.makeSucceededVoidFuture() }
         let now = TURNTime.now()
         let listen = options.listen.map(\.description), started = started, limit = options.config.historyLimit
-        let parts = shards.map { shard in shard.loop.submit { shard.core.snapshot(now: now, listen: listen, started: started) } }
+        let parts = shards.map { shard in
+            let part = loop.makePromise(of: TURNStatsSnapshot.self)
+            shard.loop.execute { part.succeed(shard.core.snapshot(now: now, listen: listen, started: started)) }
+            return part.futureResult
+        }
         return EventLoopFuture.whenAllSucceed(parts, on: loop).map { parts in
             guard let snap = TURNStatsSnapshot.merging(parts, historyLimit: limit) else { return }
             // Compared as values, encoded once and compact: under load the statistics change every
@@ -209,17 +209,28 @@ public final class TURNRelayServer: @unchecked Sendable {
 }
 
 extension TURNRelayServer {
-    /// One event loop's share of the relay. Everything in it is touched only on `loop`.
+    /// One thread's share of the relay. Everything in it is touched only on `loop`'s thread (before
+    /// `start`: only by the thread that creates the relay).
     final class Shard: @unchecked Sendable {
-        let loop: EventLoop
+        enum Socket {
+            /// A listening socket, on this local address.
+            case server(STUNAddress)
+            /// A relayed socket, on this port.
+            case relay(UInt16)
+        }
+
+        let loop: ShardLoop
         var core: TURNServerCore
         let sockets: RelaySockets
         let relayAddress: STUNIPAddress
         let logger: Logger
-        /// This shard's socket on each listening address (read by NIO), and its descriptor (written
-        /// through `out`).
-        var servers: [STUNAddress: Channel] = [:]
+        /// What each descriptor in `loop`'s epoll set is. A descriptor closed while the loop still has
+        /// an event for it is no longer here, so the event is ignored.
+        var watched: [Int32: Socket] = [:]
+        /// This shard's socket on each listening address.
         var serverFds: [STUNAddress: Int32] = [:]
+        /// Every UDP datagram the shard receives, one recvmmsg batch at a time.
+        let input = DatagramReceiver()
         /// Every UDP datagram the shard sends, batched per socket.
         let out = DatagramBatches()
         /// Relayed sockets' descriptors this shard sends on (a copy of `sockets`' entries, read
@@ -228,19 +239,13 @@ extension TURNRelayServer {
         /// TCP connections of clients, by 5-tuple.
         var connections: [TURNFiveTuple: Channel] = [:]
         var dirtyConnections: [Channel] = []
-        /// Relayed sockets read by NIO (those with a permission).
-        var relays: [UInt16: Channel] = [:]
-        /// Relayed sockets being registered with NIO, and those closed meanwhile.
-        var activating: Set<UInt16> = []
-        var closedWhilePending: Set<UInt16> = []
         var pendingLog: [String] = []
-        var flushScheduled = false
         /// `out`'s drop counts already reported to the core.
         var reportedDrops = 0
         var reportedFailures: [Int32: Int] = [:]
         var suppressedLog = 0
 
-        init(loop: EventLoop, core: TURNServerCore, sockets: RelaySockets, relayAddress: STUNIPAddress, logger: Logger) {
+        init(loop: ShardLoop, core: TURNServerCore, sockets: RelaySockets, relayAddress: STUNIPAddress, logger: Logger) {
             self.loop = loop
             self.core = core
             self.sockets = sockets
@@ -248,20 +253,100 @@ extension TURNRelayServer {
             self.logger = logger
         }
 
-        /// Relayed sockets: few options (each costs per allocation); the handler finds its port from the channel.
-        lazy var relayBootstrap: DatagramBootstrap = DatagramBootstrap(group: loop)
-            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048 * 8))
-            .channelOption(ChannelOptions.datagramVectorReadMessageCount, value: 8)
-            // One recvmmsg per readiness event: NIO otherwise reads again until EAGAIN, a second
-            // system call per event on a socket that carries one allocation's traffic; epoll is
-            // level-triggered, so what is left is read on the next iteration.
-            .channelOption(ChannelOptions.maxMessagesPerRead, value: 1)
-            .channelInitializer { [unowned self] ch in
-                ch.eventLoop.makeCompletedFuture {
-                    let port = UInt16(ch.localAddress?.port ?? 0)
-                    try ch.pipeline.syncOperations.addHandler(RelayHandler(shard: self, port: port))
-                }
+        func start(name: String) {
+            loop.start(name: name, .init(readable: { self.read($0) }, afterEvents: { self.flush() }, tick: { self.tick() }))
+        }
+
+        func addServer(_ fd: Int32, _ address: STUNAddress) {
+            serverFds[address] = fd
+            watched[fd] = .server(address)
+            loop.watch(fd)
+        }
+
+        func closeServers() {
+            for fd in serverFds.values {
+                watched[fd] = nil
+                out.forget(fd: fd)
+                close(fd)
             }
+            serverFds.removeAll()
+        }
+
+        // MARK: Reading
+
+        /// Up to this many recvmmsg batches from a listening socket per wake-up, one from a relayed
+        /// socket. The listening socket carries every client's traffic while each relayed socket
+        /// carries one allocation's: with one read per wake-up it fell behind the relayed sockets and
+        /// its receive buffer overflowed under `Scripts/bench turn` (5–10 % of datagrams lost in
+        /// some runs). epoll is level-triggered, so what is left is read on the next wake-up.
+        static let serverBatchesPerWakeup = 4
+
+        func read(_ fd: Int32) {
+            switch watched[fd] {
+            case .server(let local):
+                for _ in 0..<Self.serverBatchesPerWakeup {
+                    let n = input.receive(fd)
+                    let now = TURNTime.now()
+                    for i in 0..<n { fromClient(i, local: local, now: now) }
+                    if n < DatagramReceiver.maxMessages { break }
+                }
+            case .relay(let port):
+                let n = input.receive(fd)
+                let now = TURNTime.now()
+                for i in 0..<n { fromPeer(i, relayPort: port, now: now) }
+            case nil:
+                return
+            }
+        }
+
+        /// Datagram `i` of `input`, from a client to listening address `local`.
+        func fromClient(_ i: Int, local: STUNAddress, now: TURNTime) {
+            let (bytes, from, truncated) = input.datagram(i)
+            guard let client = from else { return }
+            guard !truncated else { return core.drop("oversized") }
+            guard bytes.count >= 4 else { return core.drop("malformed") }
+            let tuple = TURNFiveTuple(client: client, server: local)
+            if bytes[0] & 0xC0 == 0x40 {
+                // ChannelData fast path: the payload is copied once, into the outgoing batch.
+                let number = UInt16(bytes[0]) << 8 | UInt16(bytes[1])
+                let length = Int(bytes[2]) << 8 | Int(bytes[3])
+                guard 4 + length <= bytes.count else { return core.drop("malformed") }
+                guard let (port, peer) = core.channelDataTarget(tuple, channel: number, length: length, now: now),
+                      let fd = relayFd(port) else { return }
+                out.append(fd: fd, to: peer, UnsafeRawBufferPointer(rebasing: bytes[4..<(4 + length)]))
+                return
+            }
+            var io = IO(shard: self)
+            core.handleClient(Array(bytes), from: tuple, now: now, io: &io)
+            // Answers leave with the relayed datagrams after this wake-up: one sendmmsg for many.
+        }
+
+        /// Datagram `i` of `input`, from a peer to relayed socket `relayPort`.
+        func fromPeer(_ i: Int, relayPort port: UInt16, now: TURNTime) {
+            let (bytes, from, truncated) = input.datagram(i)
+            guard let peer = from else { return }
+            guard !truncated else { return core.drop("oversized") }
+            guard let (tuple, channel) = core.peerTarget(relayPort: port, peer: peer, length: bytes.count, now: now) else { return }
+            if tuple.transport == .tcp {
+                var io = IO(shard: self)
+                let data = Array(bytes)
+                if let channel {
+                    io.send(ChannelData(channelNumber: channel, data: data).encode(padded: true), to: tuple)
+                } else {
+                    io.send(TURNServerCore.dataIndication(peer: peer, data: data), to: tuple)
+                }
+                return
+            }
+            guard let fd = serverFds[tuple.server] else { return }
+            if let channel {
+                let header = UInt32(channel) << 16 | UInt32(bytes.count)
+                withUnsafeBytes(of: header.bigEndian) { out.append(fd: fd, to: tuple.client, $0, bytes) }
+            } else {
+                out.append(fd: fd, to: tuple.client, TURNServerCore.dataIndication(peer: peer, data: Array(bytes)))
+            }
+        }
+
+        // MARK: Housekeeping
 
         func tick() {
             var io = IO(shard: self)
@@ -280,13 +365,14 @@ extension TURNRelayServer {
         func shutdown() {
             var io = IO(shard: self)
             core.shutdown(now: .now(), io: &io)
-            out.flush()
+            flush()
+            closeServers()
             writeLog()
-            for ch in servers.values { ch.close(promise: nil) }
             for ch in connections.values { ch.close(promise: nil) }
+            connections.removeAll()
         }
 
-        /// Log lines go out once a second (the timer), not one write per allocation, and at most
+        /// Log lines go out once a second (the tick), not one write per allocation, and at most
         /// `logLinesPerSecond` of them: a flood of allocations or bad requests must neither fill the
         /// disk nor cost the relay its CPU (lines over the limit are counted, not formatted).
         func logLine(_ line: () -> String) {
@@ -306,18 +392,8 @@ extension TURNRelayServer {
             pendingLog.removeAll(keepingCapacity: true)
         }
 
-        /// Relayed datagrams go out once per event-loop iteration: the loop runs its tasks after all
-        /// the sockets one epoll wait reported, so datagrams read from many relayed sockets leave each
+        /// After each wake-up of the loop: datagrams read from many relayed sockets leave each
         /// listening socket in one sendmmsg instead of one per relayed socket.
-        func scheduleFlush() {
-            guard !flushScheduled else { return }
-            flushScheduled = true
-            loop.execute {
-                self.flushScheduled = false
-                self.flush()
-            }
-        }
-
         func flush() {
             out.flush()
             if !dirtyConnections.isEmpty {
@@ -325,6 +401,8 @@ extension TURNRelayServer {
                 dirtyConnections.removeAll(keepingCapacity: true)
             }
         }
+
+        // MARK: Relayed sockets
 
         /// The descriptor of relayed socket `port`, if it is open.
         func relayFd(_ port: UInt16) -> Int32? {
@@ -336,13 +414,12 @@ extension TURNRelayServer {
         }
 
         /// Binds the relayed socket now (so the port is known to be ours before the Allocate is answered);
-        /// NIO reads it from its first permission on (`activate`).
+        /// it is read from its first permission on (`activate`).
         func openRelay(port: UInt16) -> Bool {
             guard let sa = STUNAddress(ip: relayAddress, port: port).sockaddrIPv4 else { return false }
             let fd = socket(AF_INET, CLS_SOCK_DGRAM | CLS_SOCK_CLOEXEC, 0)
             guard fd >= 0 else { return false }
             guard withSockaddr(sa, { bind(fd, $0, $1) }) == 0 else { close(fd); return false }
-            closedWhilePending.remove(port)
             sockets.add(port, fd)
             relayFds[port] = fd
             return true
@@ -353,37 +430,23 @@ extension TURNRelayServer {
             guard let fd = sockets.remove(port) else { return }
             // Queued datagrams go now: once closed, the descriptor's number may be the next socket's.
             out.forget(fd: fd)
-            if let ch = relays.removeValue(forKey: port) {
-                ch.close(promise: nil)
-            } else if activating.contains(port) {
-                closedWhilePending.insert(port)
-            } else {
-                close(fd)  // never handed to NIO
-            }
+            watched[fd] = nil
+            close(fd)
         }
 
-        /// Hands the relayed socket to NIO, on this shard's loop, once it has a permission. Datagrams
-        /// that arrived before (from peers without a permission then) are discarded first.
+        /// Reads the relayed socket from its first permission on. Datagrams that arrived before (from
+        /// peers without a permission then) are discarded first.
         func activate(port: UInt16) {
-            guard relays[port] == nil, !activating.contains(port), let fd = sockets.fd(port) else { return }
+            guard let fd = sockets.fd(port), watched[fd] == nil else { return }
             var scratch = [UInt8](repeating: 0, count: 2048)
             while recv(fd, &scratch, scratch.count, CLS_MSG_DONTWAIT) >= 0 {}
-            activating.insert(port)
-            // Socket buffers set here, on the fd: every channel option NIO applies costs a dynamic cast,
-            // and allocation rate is measured (Scripts/bench turn).
             var size: Int32 = 1 << 20
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
             setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-            relayBootstrap.withBoundSocket(fd).whenComplete { result in
-                switch result {
-                case .success(let ch):
-                    self.activating.remove(port)
-                    if self.closedWhilePending.remove(port) != nil { ch.close(promise: nil) } else { self.relays[port] = ch }
-                case .failure(let e):
-                    self.activating.remove(port)
-                    self.logger.error("relay socket on port \(port): \(e)")
-                }
+            guard loop.watch(fd) else {
+                return logger.error("relay socket on port \(port): epoll_ctl: \(String(cString: strerror(errno)))")
             }
+            watched[fd] = .relay(port)
         }
     }
 
@@ -414,84 +477,6 @@ extension TURNRelayServer {
         mutating func closeRelay(port: UInt16) { shard.closeRelay(port: port) }
         mutating func activateRelay(port: UInt16) { shard.activate(port: port) }
         mutating func log(_ line: @autoclosure () -> String) { shard.logLine(line) }
-    }
-
-    // MARK: Handlers
-
-    final class ServerHandler: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = AddressedEnvelope<ByteBuffer>
-        let shard: Shard
-        let local: STUNAddress
-        init(shard: Shard, local: STUNAddress) {
-            self.shard = shard
-            self.local = local
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let env = unwrapInboundIn(data)
-            guard let client = STUNAddress(env.remoteAddress) else { return }
-            let tuple = TURNFiveTuple(client: client, server: local)
-            let buf = env.data
-            let r = buf.readerIndex
-            let n = buf.readableBytes
-            guard n >= 4, let first = buf.getInteger(at: r, as: UInt8.self) else { return }
-            let now = TURNTime.now()
-            if first & 0xC0 == 0x40 {
-                // ChannelData fast path: no copy of the payload.
-                let number = buf.getInteger(at: r, as: UInt16.self)!
-                let length = Int(buf.getInteger(at: r + 2, as: UInt16.self)!)
-                guard 4 + length <= n else { return shard.core.drop("malformed") }
-                guard let (port, peer) = shard.core.channelDataTarget(tuple, channel: number, length: length, now: now) else { return }
-                guard let fd = shard.relayFd(port) else { return }
-                buf.withUnsafeReadableBytes { shard.out.append(fd: fd, to: peer, UnsafeRawBufferPointer(rebasing: $0[4..<(4 + length)])) }
-                return
-            }
-            var io = IO(shard: shard)
-            shard.core.handleClient(Array(buf.readableBytesView), from: tuple, now: now, io: &io)
-            // Answers leave with the relayed datagrams at the end of this loop iteration, after at
-            // most one recvmmsg batch (maxMessagesPerRead 1): one sendmmsg for the batch's answers,
-            // not one sendmsg each.
-        }
-
-        func channelReadComplete(context: ChannelHandlerContext) { shard.scheduleFlush() }
-    }
-
-    final class RelayHandler: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = AddressedEnvelope<ByteBuffer>
-        let shard: Shard
-        let port: UInt16
-        init(shard: Shard, port: UInt16) {
-            self.shard = shard
-            self.port = port
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let env = unwrapInboundIn(data)
-            guard let peer = STUNAddress(env.remoteAddress) else { return }
-            let n = env.data.readableBytes
-            guard let (tuple, channel) = shard.core.peerTarget(relayPort: port, peer: peer, length: n, now: .now()) else { return }
-            if tuple.transport == .tcp {
-                var io = IO(shard: shard)
-                let data = Array(env.data.readableBytesView)
-                if let channel {
-                    io.send(ChannelData(channelNumber: channel, data: data).encode(padded: true), to: tuple)
-                } else {
-                    io.send(TURNServerCore.dataIndication(peer: peer, data: data), to: tuple)
-                }
-                return
-            }
-            guard let fd = shard.serverFds[tuple.server] else { return }
-            if let channel {
-                let header = UInt32(channel) << 16 | UInt32(n)
-                withUnsafeBytes(of: header.bigEndian) { h in
-                    env.data.withUnsafeReadableBytes { shard.out.append(fd: fd, to: tuple.client, h, $0) }
-                }
-            } else {
-                shard.out.append(fd: fd, to: tuple.client, TURNServerCore.dataIndication(peer: peer, data: Array(env.data.readableBytesView)))
-            }
-        }
-
-        func channelReadComplete(context: ChannelHandlerContext) { shard.scheduleFlush() }
     }
 }
 
@@ -526,31 +511,37 @@ extension TURNRelayServer {
             self.local = local
         }
 
+        // On the control loop; the shard's state is touched only on the shard's thread, in order.
         func channelActive(context: ChannelHandlerContext) {
             guard let remote = context.remoteAddress, let client = STUNAddress(remote) else { return context.close(promise: nil) }
             let t = TURNFiveTuple(client: client, server: local, transport: .tcp)
             tuple = t
-            shard.connections[t] = context.channel
+            let shard = shard, channel = context.channel
+            shard.loop.execute { shard.connections[t] = channel }
             context.fireChannelActive()
         }
 
         func channelInactive(context: ChannelHandlerContext) {
             if let t = tuple {
-                shard.connections[t] = nil
-                var io = IO(shard: shard)
-                shard.core.connectionClosed(t, now: .now(), io: &io)
+                let shard = shard
+                shard.loop.execute {
+                    shard.connections[t] = nil
+                    var io = IO(shard: shard)
+                    shard.core.connectionClosed(t, now: .now(), io: &io)
+                }
             }
             context.fireChannelInactive()
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard let t = tuple else { return }
-            let frame = unwrapInboundIn(data)
-            var io = IO(shard: shard)
-            shard.core.handleClient(Array(frame.readableBytesView), from: t, now: .now(), io: &io)
+            let frame = Array(unwrapInboundIn(data).readableBytesView)
+            let shard = shard
+            shard.loop.execute {
+                var io = IO(shard: shard)
+                shard.core.handleClient(frame, from: t, now: .now(), io: &io)
+            }
         }
-
-        func channelReadComplete(context: ChannelHandlerContext) { shard.scheduleFlush() }
 
         func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
     }
