@@ -13,7 +13,7 @@
 #     source port doing what a real client does: Allocate (401), Allocate with long-term credentials,
 #     Refresh LIFETIME=0. (Until 2026-11-29 the sockets were reused, and coturn answered each reused
 #     5-tuple's Allocate with 437: its "allocations" were mostly error answers. See the generator.)
-# Both relays run their default threads: one per core (coturn's relay threads, natlab's event loops).
+# Both relays run their default threads: one per core (coturn's relay threads, natlab's shards).
 # On a 2-core machine everything shares the two cores, so a relay's figure also depends on the CPU it
 # gets beside the generators. (Until 2026-11-29 the allocation generator was a Python script that used
 # a whole core with either server, which bounded both figures and pulled the ratio towards 1; the
@@ -111,7 +111,7 @@ try:
     pids = {"natlab": next(r["pid"] for r in roles if r["node"] == "relay"),
             "coturn": next(r["pid"] for r in roles if r["node"] == "coturn")}
     failed = {k: 0 for k in servers}
-    print(f"natlab {natlab} (event loops = CPUs: {os.cpu_count()}); coturn: {sh('dpkg-query', '-W', '-f=${Version}', 'coturn').stdout} (turnserver, default threads = CPUs: {os.cpu_count()})")
+    print(f"natlab {natlab} (relay threads = CPUs: {os.cpu_count()}); coturn: {sh('dpkg-query', '-W', '-f=${Version}', 'coturn').stdout} (turnserver, default threads = CPUs: {os.cpu_count()})")
     print(f"relay load: {PROCS} x turnutils_uclient -c -m {CLIENTS} -n {MSGS} -l {SIZE} -z {INTERVAL} (channels, echo peer); "
           f"allocations: {SOCKETS} clients at once x {SECONDS} s, each cycle a new client: Allocate (401), Allocate with credentials, Refresh(0); {runs} runs, medians\n")
     for i in range(runs):

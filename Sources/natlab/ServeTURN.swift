@@ -43,7 +43,7 @@ struct ServeTURN: ParsableCommand {
     @Flag(help: "Refuse no peer range (own addresses stay refused).") var allowAllPeers = false
     @Option(help: "Write per-allocation statistics (JSON) to this file.") var stats: String?
     @Flag(help: "Serve UDP clients only (by default clients may also connect over TCP; relaying is UDP).") var noTcp = false
-    @Option(help: "Event loops (threads), each serving the clients the kernel hands its SO_REUSEPORT sockets (default: one per core).")
+    @Option(help: "Relay threads (shards), each serving the clients the kernel hands its SO_REUSEPORT sockets (default: one per core; TCP connections and statistics run on one more thread).")
     var threads: Int?
 
     func run() throws {
@@ -97,8 +97,8 @@ struct ServeTURN: ParsableCommand {
             throw ValidationError("cannot start the relay: \(error)")
         }
         FileHandle.standardOutput.write(Data("natlab turn: listening on \(listen.map(\.description).joined(separator: ", ")) (\(noTcp ? "udp" : "udp, tcp")), relaying from \(relayIP), realm \(realm), \(server.threads) threads\n".utf8))
-        // One event loop per core: with a DispatchSource, a signal the kernel hands an event-loop
-        // thread is lost (see StopSignals); blocked before the loops start, it reaches this sigwait.
+        // One relay thread per core: with a DispatchSource, a signal the kernel hands a relay thread
+        // is lost (see StopSignals); blocked before the threads start, it reaches this sigwait.
         StopSignals.wait()
         server.stop()
         FileHandle.standardOutput.write(Data("natlab turn: stopped\n".utf8))
