@@ -132,12 +132,12 @@ public struct LabStore: Sendable {
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]   // compact: read by natlab, not people (`natlab status --json` is)
-        e.dateEncodingStrategy = .iso8601
+        e.dateEncodingStrategy = Timestamp.encoding
         return e
     }()
     static let decoder: JSONDecoder = {
         let d = JSONDecoder()
-        d.dateDecodingStrategy = .iso8601
+        d.dateDecodingStrategy = Timestamp.decoding
         return d
     }()
 }
