@@ -7,13 +7,17 @@ import Topology
 
 /// Executes a plan's build steps on the kernel.
 ///
-/// Every node's steps run in one excursion of the namespace worker: the worker thread enters the
-/// node's namespace, opens one rtnetlink socket there, does the node's links, addresses, routes,
-/// sysctls and nftables ruleset synchronously, and returns to the host namespace. Nothing runs in
-/// the host namespace itself.
-struct LabBuilder {
+/// Every node's steps run in one excursion of a namespace worker: the worker thread enters the
+/// node's namespace, opens one rtnetlink socket there, does the node's links, addresses, routes and
+/// sysctls synchronously, and returns to the host namespace. Nothing runs in the host namespace
+/// itself. Once the namespaces exist, the routers' nftables rulesets load on a second worker while
+/// the first does the links: a ruleset needs only its namespace (it names interfaces, which need not
+/// exist yet), and libnftables spends most of its time in user space, on the other core.
+struct LabBuilder: Sendable {
     let lab: String
     let worker: NamespaceWorker
+    /// Loads the rulesets alongside `worker` (nil: `worker` does everything, in order).
+    let rulesetWorker: NamespaceWorker?
     /// Test hook (`NATLAB_TEST_STEP_DELAY_MS`): a pause before each namespace and each node's
     /// configuration, so a test can deliver SIGKILL/SIGINT, or take a name, half-way through a
     /// build. Zero in normal use.
@@ -23,9 +27,10 @@ struct LabBuilder {
     /// RCU-delayed clean-up, once per router (`NetfilterSockets`).
     let netfilter: NetfilterSockets
 
-    init(lab: String, worker: NamespaceWorker, netfilter: NetfilterSockets) {
+    init(lab: String, worker: NamespaceWorker, rulesetWorker: NamespaceWorker? = nil, netfilter: NetfilterSockets) {
         self.lab = lab
         self.worker = worker
+        self.rulesetWorker = rulesetWorker
         self.netfilter = netfilter
         let ms = ProcessInfo.processInfo.environment["NATLAB_TEST_STEP_DELAY_MS"].flatMap { UInt32($0) } ?? 0
         delayBetweenNodes = ms * 1000
@@ -48,12 +53,37 @@ struct LabBuilder {
             }
             created(namespace(node))
         }
-        for group in Self.groups(Self.configurationOrder(steps)) {
-            try checkInterrupt()
-            if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
-            try Timing.measure("configure \(group[0].node) (\(group.count) steps)") { try run(group) }
+        let groups = Self.groups(Self.configurationOrder(steps))
+        let rulesets = groups.filter(Self.isRuleset), others = groups.filter { !Self.isRuleset($0) }
+        if let rulesetWorker, !rulesets.isEmpty, !others.isEmpty {
+            // Both halves run to their end (or their first failure) before anything is thrown, so the
+            // caller's clean-up never races a step still running.
+            let rulesetFailure = FailureBox()
+            let done = DispatchSemaphore(value: 0)
+            DispatchQueue.global(qos: .userInitiated).async { [self] in
+                do { try configure(rulesets, on: rulesetWorker) } catch { rulesetFailure.error = error }
+                done.signal()
+            }
+            var failure: Error?
+            do { try configure(others, on: worker) } catch { failure = error }
+            done.wait()
+            if let error = failure ?? rulesetFailure.error { throw error }
+        } else {
+            try configure(groups, on: worker)
         }
         try checkInterrupt()
+    }
+
+    private func configure(_ groups: [[BuildStep]], on worker: NamespaceWorker) throws {
+        for group in groups {
+            try checkInterrupt()
+            if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
+            try Timing.measure("configure \(group[0].node) (\(group.count) steps)") { try run(group, on: worker) }
+        }
+    }
+
+    static func isRuleset(_ group: [BuildStep]) -> Bool {
+        group.allSatisfy { if case .applyNFTables = $0 { true } else { false } }
     }
 
     private func checkInterrupt() throws {
@@ -84,7 +114,7 @@ struct LabBuilder {
         return groups
     }
 
-    private func run(_ group: [BuildStep]) throws {
+    private func run(_ group: [BuildStep], on worker: NamespaceWorker) throws {
         let node = group[0].node
         let ns = namespace(node)
         let file = try NetworkNamespace.open(name: ns)
@@ -96,7 +126,8 @@ struct LabBuilder {
         var failure: LabError?
         var stepTimes: [(BuildStep, UInt64)] = []
         try worker.run(in: file) {
-            let link = try RouteNetlink()
+            // A group of rulesets needs no rtnetlink socket.
+            let link = Self.isRuleset(group) ? nil : try RouteNetlink()
             for step in group {
                 let start = Timing.enabled ? Timing.now() : 0
                 do {
@@ -114,13 +145,13 @@ struct LabBuilder {
     }
 
     /// One step, on the worker thread inside the node's namespace.
-    private static func apply(_ step: BuildStep, link: RouteNetlink, peers: [String: NamespaceFile],
+    private static func apply(_ step: BuildStep, link: RouteNetlink?, peers: [String: NamespaceFile],
                               netfilter: NetfilterSockets) throws {
         switch step {
         case .createNamespace:
             break
         case .setUp(_, let name):
-            try link.setUp(name)
+            try link!.setUp(name)
         case .sysctl(_, let key, let value):
             do {
                 try Sysctl.write(key, value)
@@ -129,19 +160,24 @@ struct LabBuilder {
                 // the IP hooks anyway: the setting's purpose already holds.
             }
         case .addBridge(_, let name):
-            try link.addBridge(name)
+            try link!.addBridge(name)
         case .addVeth(_, let name, let master, let peerNode, let peerName):
-            try link.addVeth(name: name, master: master, peerName: peerName, peerNamespace: peers[peerNode]!)
+            try link!.addVeth(name: name, master: master, peerName: peerName, peerNamespace: peers[peerNode]!)
         case .addAddress(_, let name, let cidr):
             // IPv6 addresses go in with `nodad`: the plan's addresses are unique by construction, and
             // duplicate address detection would keep them tentative (unusable) for about a second.
-            try link.addAddress(cidr, link: name, noDAD: BuildStep.isIPv6(cidr))
+            try link!.addAddress(cidr, link: name, noDAD: BuildStep.isIPv6(cidr))
         case .addRoute(_, let destination, let gateway):
-            try link.addRoute(destination: destination, gateway: gateway)
+            try link!.addRoute(destination: destination, gateway: gateway)
         case .applyNFTables(_, let ruleset):
             try NFTables.apply(ruleset, deferClose: netfilter)
             // P3: entries made before the load keep their old translation and filtering; start clean.
             try Conntrack.flush(deferClose: netfilter)
         }
     }
+}
+
+/// An error set by one thread and read by another after it signalled (see `LabBuilder.build`).
+private final class FailureBox: @unchecked Sendable {
+    var error: Error?
 }

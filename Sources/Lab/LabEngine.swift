@@ -22,6 +22,15 @@ public final class LabEngine {
         return w
     }
 
+    /// The second worker of a build: it loads the routers' rulesets while `worker()` does the links.
+    private var _rulesetWorker: NamespaceWorker?
+    func rulesetWorker() throws -> NamespaceWorker {
+        if let w = _rulesetWorker { return w }
+        let w = try NamespaceWorker()
+        _rulesetWorker = w
+        return w
+    }
+
     /// What `gc` removed.
     public struct Collection: Sendable {
         public var labs: [String] = []
@@ -67,7 +76,8 @@ public final class LabEngine {
                 try store.journal(record.namespaces, of: name)
             }
             let start = DispatchTime.now().uptimeNanoseconds
-            try LabBuilder(lab: name, worker: worker, netfilter: netfilter).build(plan.steps) { created.append($0) }
+            try LabBuilder(lab: name, worker: worker, rulesetWorker: try rulesetWorker(), netfilter: netfilter)
+                .build(plan.steps) { created.append($0) }
             record.buildMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             record.roles = try Timing.measure("start \(roleCommands.count) role processes") {
                 try RoleLauncher.start(roleCommands, lab: name, store: store)

@@ -167,7 +167,8 @@ public final class LabVerifier {
         try engine.store.journal(names, of: lab)
         let netfilter = NetfilterSockets()
         defer { netfilter.close() }
-        try LabBuilder(lab: lab, worker: try engine.worker(), netfilter: netfilter).build(plan.steps) { self.created.append($0) }
+        try LabBuilder(lab: lab, worker: try engine.worker(), rulesetWorker: try engine.rulesetWorker(), netfilter: netfilter)
+            .build(plan.steps) { self.created.append($0) }
     }
 
     /// Starts `argv` in `node`; stdout and stderr go to a file in the lab's verify directory.
