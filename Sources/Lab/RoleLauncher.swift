@@ -102,18 +102,37 @@ public enum RoleLauncher {
         defer { close(devNull) }
         var started: [RoleProcess] = []
         do {
+            var roles: [(node: String, argv: [String], log: String, fd: Int32)] = []
+            defer { for role in roles { close(role.fd) } }
             for (node, argv) in commands {
-                let argv = argv.map { $0.replacingOccurrences(of: rolesDirectoryToken, with: directory) }
                 let log = "\(directory)/\(node).log"
                 let fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
                 guard fd >= 0 else { throw LabError.state("cannot open \(log): \(String(cString: strerror(errno)))") }
-                defer { close(fd) }
-                let path = NetworkNamespace.path(of: LabNaming.namespace(lab: lab, node: node))
-                let pid = try Timing.measure("spawn \(node)", indent: 2) {
-                    try NamespaceExec.spawn(namespacePath: path, argv: argv, stdin: devNull, stdout: fd, stderr: fd)
-                }
-                started.append(RoleProcess(node: node, argv: argv, pid: pid, log: log))
+                roles.append((node, argv.map { $0.replacingOccurrences(of: rolesDirectoryToken, with: directory) }, log, fd))
             }
+            // All at once, one calling thread each: a spawn suspends only its calling thread until the
+            // program is exec'd, and one at a time the second waited for a core while the first role
+            // (a natlab process too) was starting up — 2 ms of `up` became 6 (NATLAB_TIMING=1).
+            let spawned = SpawnResults(count: roles.count)
+            let toSpawn = roles
+            DispatchQueue.concurrentPerform(iterations: toSpawn.count) { i in
+                let role = toSpawn[i]
+                let path = NetworkNamespace.path(of: LabNaming.namespace(lab: lab, node: role.node))
+                spawned.set(i, Result {
+                    try Timing.measure("spawn \(role.node)", indent: 2) {
+                        try NamespaceExec.spawn(namespacePath: path, argv: role.argv, stdin: devNull, stdout: role.fd, stderr: role.fd)
+                    }
+                })
+            }
+            var failure: Error?
+            for (i, role) in roles.enumerated() {
+                switch spawned.get(i) {
+                case .success(let pid): started.append(RoleProcess(node: role.node, argv: role.argv, pid: pid, log: role.log))
+                case .failure(let error): failure = failure ?? error
+                case nil: break
+                }
+            }
+            if let failure { throw failure }
             // A user's program that dies at once is a broken command line: say so now, not at the
             // first check. (natlab's own servers are waited for by their ports instead.)
             let ownServers = [natlabExecutable, "/proc/self/exe"]
@@ -170,4 +189,13 @@ extension RoleLauncher {
         } while Date() < end
         return false
     }
+}
+
+/// Spawn results filled in by concurrent threads (`RoleLauncher.start`).
+private final class SpawnResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<pid_t, Error>?]
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ r: Result<pid_t, Error>) { lock.lock(); results[i] = r; lock.unlock() }
+    func get(_ i: Int) -> Result<pid_t, Error>? { lock.lock(); defer { lock.unlock() }; return results[i] }
 }
