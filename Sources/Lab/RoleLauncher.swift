@@ -111,8 +111,9 @@ public enum RoleLauncher {
                 roles.append((node, argv.map { $0.replacingOccurrences(of: rolesDirectoryToken, with: directory) }, log, fd))
             }
             // All at once, one calling thread each: a spawn suspends only its calling thread until the
-            // program is exec'd, and one at a time the second waited for a core while the first role
-            // (a natlab process too) was starting up — 2 ms of `up` became 6 (NATLAB_TIMING=1).
+            // program is exec'd. One at a time, the second waited for a core while the first role (a
+            // natlab process too) was starting up: two-homes' two spawns took 5.8 ms (median of 9,
+            // NATLAB_TIMING=1), 2.8 ms at once.
             let spawned = SpawnResults(count: roles.count)
             let toSpawn = roles
             DispatchQueue.concurrentPerform(iterations: toSpawn.count) { i in
