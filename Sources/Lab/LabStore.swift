@@ -132,12 +132,12 @@ public struct LabStore: Sendable {
     static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.sortedKeys]   // compact: read by natlab, not people (`natlab status --json` is)
-        e.dateEncodingStrategy = Timestamp.encoding
+        e.dateEncodingStrategy = .iso8601
         return e
     }()
     static let decoder: JSONDecoder = {
         let d = JSONDecoder()
-        d.dateDecodingStrategy = Timestamp.decoding
+        d.dateDecodingStrategy = .iso8601
         return d
     }()
 }
