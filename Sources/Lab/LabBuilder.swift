@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import LinuxNetworking
 import Topology
 
@@ -58,16 +59,15 @@ struct LabBuilder: Sendable {
         if let rulesetWorker, !rulesets.isEmpty, !others.isEmpty {
             // Both halves run to their end (or their first failure) before anything is thrown, so the
             // caller's clean-up never races a step still running.
-            let rulesetFailure = FailureBox()
-            let done = DispatchSemaphore(value: 0)
-            DispatchQueue.global(qos: .userInitiated).async { [self] in
-                do { try configure(rulesets, on: rulesetWorker) } catch { rulesetFailure.error = error }
-                done.signal()
+            let failures = Mutex<[(any Error)?]>([nil, nil])
+            DispatchQueue.concurrentPerform(iterations: 2) { half in
+                do {
+                    try configure(half == 0 ? others : rulesets, on: half == 0 ? worker : rulesetWorker)
+                } catch {
+                    failures.withLock { $0[half] = error }
+                }
             }
-            var failure: Error?
-            do { try configure(others, on: worker) } catch { failure = error }
-            done.wait()
-            if let error = failure ?? rulesetFailure.error { throw error }
+            if let error = failures.withLock({ $0[0] ?? $0[1] }) { throw error }
         } else {
             try configure(groups, on: worker)
         }
@@ -175,9 +175,4 @@ struct LabBuilder: Sendable {
             try Conntrack.flush(deferClose: netfilter)
         }
     }
-}
-
-/// An error set by one thread and read by another after it signalled (see `LabBuilder.build`).
-private final class FailureBox: @unchecked Sendable {
-    var error: Error?
 }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import LinuxNetworking
 import Topology
 
@@ -114,22 +115,23 @@ public enum RoleLauncher {
             // program is exec'd. One at a time, the second waited for a core while the first role (a
             // natlab process too) was starting up: two-homes' two spawns took 5.8 ms (median of 9,
             // NATLAB_TIMING=1), 2.8 ms at once.
-            let spawned = SpawnResults(count: roles.count)
+            let spawned = Mutex<[Result<pid_t, any Error>?]>(Array(repeating: nil, count: roles.count))
             let toSpawn = roles
             DispatchQueue.concurrentPerform(iterations: toSpawn.count) { i in
                 let role = toSpawn[i]
                 let path = NetworkNamespace.path(of: LabNaming.namespace(lab: lab, node: role.node))
-                spawned.set(i, Result {
+                let result = Result { () throws -> pid_t in
                     try Timing.measure("spawn \(role.node)", indent: 2) {
                         try NamespaceExec.spawn(namespacePath: path, argv: role.argv, stdin: devNull, stdout: role.fd, stderr: role.fd)
                     }
-                })
+                }
+                spawned.withLock { $0[i] = result }
             }
-            var failure: Error?
-            for (i, role) in roles.enumerated() {
-                switch spawned.get(i) {
-                case .success(let pid): started.append(RoleProcess(node: role.node, argv: role.argv, pid: pid, log: role.log))
-                case .failure(let error): failure = failure ?? error
+            var failure: (any Error)?
+            for (role, result) in zip(roles, spawned.withLock { $0 }) {
+                switch result {
+                case .success(let pid)?: started.append(RoleProcess(node: role.node, argv: role.argv, pid: pid, log: role.log))
+                case .failure(let error)?: failure = failure ?? error
                 case nil: break
                 }
             }
@@ -190,13 +192,4 @@ extension RoleLauncher {
         } while Date() < end
         return false
     }
-}
-
-/// Spawn results filled in by concurrent threads (`RoleLauncher.start`).
-private final class SpawnResults: @unchecked Sendable {
-    private let lock = NSLock()
-    private var results: [Result<pid_t, Error>?]
-    init(count: Int) { results = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ r: Result<pid_t, Error>) { lock.lock(); results[i] = r; lock.unlock() }
-    func get(_ i: Int) -> Result<pid_t, Error>? { lock.lock(); defer { lock.unlock() }; return results[i] }
 }
