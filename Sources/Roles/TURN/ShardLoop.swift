@@ -123,9 +123,9 @@ final class ShardLoop: @unchecked Sendable {
         let capacity = 64
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
         defer { events.deallocate() }
-        var nextTick = Self.now() + 1
+        var nextTick = TURNTime.monotonicSeconds() + 1
         while true {
-            let timeout = max(0, Int32(((nextTick - Self.now()) * 1000).rounded(.up)))
+            let timeout = max(0, Int32(((nextTick - TURNTime.monotonicSeconds()) * 1000).rounded(.up)))
             let ready = epoll_wait(epoll, events, Int32(capacity), timeout)
             if ready > 0 {
                 for i in 0..<Int(ready) {
@@ -145,8 +145,8 @@ final class ShardLoop: @unchecked Sendable {
                 callbacks.afterEvents()
                 return
             }
-            if Self.now() >= nextTick {
-                nextTick = Self.now() + 1
+            if TURNTime.monotonicSeconds() >= nextTick {
+                nextTick = TURNTime.monotonicSeconds() + 1
                 callbacks.tick()
                 callbacks.afterEvents()
             }
@@ -161,11 +161,5 @@ final class ShardLoop: @unchecked Sendable {
             return b
         }
         for task in batch { task() }
-    }
-
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }
