@@ -100,7 +100,7 @@ public final class LabEngine {
     @discardableResult
     public func down(_ name: String) throws -> [Int32] {
         guard store.labNames().contains(name) else { throw LabError.noSuchLab(name) }
-        guard let lock = try store.tryLock(name) else {
+        guard let lock = try store.claim(name) else {
             let owner = store.record(of: name).map { " by natlab pid \($0.ownerPID)" } ?? ""
             throw LabError.labBusy(name, detail: "it is being built or used\(owner); try again when that finishes")
         }
@@ -193,12 +193,17 @@ public final class LabEngine {
 
     /// Every lab with a state directory, with whether its owner is alive.
     public func status() -> [(record: LabRecord, ownerAlive: Bool)] {
-        store.labNames().compactMap { name in
-            guard let record = store.record(of: name) else { return nil }
-            let lock = try? store.tryLock(name)
-            lock?.unlock()
-            return (record, lock == nil)
+        // Under the global lock, like a collection: this look at each lab's lock must not make a
+        // concurrent `down` take it for a live owner (see `LabStore.claim`).
+        let peek = {
+            self.store.labNames().compactMap { name -> (record: LabRecord, ownerAlive: Bool)? in
+                guard let record = self.store.record(of: name) else { return nil }
+                let lock = try? self.store.tryLock(name)
+                lock?.unlock()
+                return (record, lock == nil)
+            }
         }
+        return (try? store.withGlobalLock(peek)) ?? peek()
     }
 
     public func record(of name: String) throws -> LabRecord {

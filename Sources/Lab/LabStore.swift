@@ -122,6 +122,14 @@ public struct LabStore: Sendable {
         return lock
     }
 
+    /// The lab's lock, to keep (`down`, `verify`), if nobody holds it; nil when its owner is alive.
+    /// Taken under the global lock: a collection (every `up` runs one) and `status` hold each lab's
+    /// lock for a moment, under the global lock, to read its state, and a `down` that ran into that
+    /// moment failed as "busy" and left the lab up (seen once in a CI run of the TURN tests).
+    public func claim(_ lab: String) throws -> FileLock? {
+        try withGlobalLock { try tryLock(lab) }
+    }
+
     /// The lab's lock if nobody holds it (its owner is gone or it never had one), else nil.
     public func tryLock(_ lab: String) throws -> FileLock? {
         let lock = try FileLock(path: directory(of: lab) + "/lock")

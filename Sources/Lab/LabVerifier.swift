@@ -148,7 +148,7 @@ public final class LabVerifier {
         self.lab = lab
         self.engine = engine
         record = try engine.record(of: lab)
-        guard let lock = try engine.store.tryLock(lab) else {
+        guard let lock = try engine.store.claim(lab) else {
             throw LabError.labBusy(lab, detail: "another natlab process is using it; try again when it finishes")
         }
         self.lock = lock
