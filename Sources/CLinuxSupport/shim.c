@@ -287,46 +287,74 @@ static int cls_compare_int(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-pid_t cls_netfilter_closer_start(int *release_fd) {
-    *release_fd = -1;
+/* What the closer child needs, in memory of its own (the top of its stack mapping): with CLONE_VM the
+ * caller returns at once and its stack frame is gone by the time the child reads these. */
+struct cls_closer_args {
     int keep[1024];
-    int count = 0;
+    int count;
+    int release;
+};
+
+/* The closer child. It shares the caller's memory (CLONE_VM: no copy of natlab's page tables, which
+ * for a 110 MB binary cost about 1 ms in fork) but not its descriptor table (a copy, which is the
+ * point: it holds the sockets). All signals are blocked (set by the caller), so no handler of natlab's
+ * ever runs here and read() is never interrupted; only syscalls, none of which can fail here, so
+ * errno (the caller's thread's, shared) is never written. */
+static int cls_closer_child(void *p) {
+    struct cls_closer_args *a = p;
+    /* Keep the netfilter sockets and the release pipe, close everything else (the caller's stdout above
+     * all: its reader must see EOF when the caller exits, not when this child does). */
+    unsigned int from = 0;
+    for (int i = 0; i < a->count; i++) {
+        if ((unsigned int)a->keep[i] > from) syscall(SYS_close_range, from, (unsigned int)a->keep[i] - 1, 0);
+        from = (unsigned int)a->keep[i] + 1;
+    }
+    syscall(SYS_close_range, from, ~0U, 0);
+    char byte;
+    syscall(SYS_read, a->release, &byte, 1);
+    return 0;   /* the exit closes the sockets, and is what waits for nf_tables */
+}
+
+pid_t cls_netfilter_closer_start(int *release_fd, void **stack_out) {
+    *release_fd = -1;
+    *stack_out = NULL;
+    const size_t stack_size = 64 * 1024 + sizeof(struct cls_closer_args);
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -errno;
+    struct cls_closer_args *a = (struct cls_closer_args *)((char *)stack + stack_size - sizeof *a);
+    a->count = 0;
     DIR *dir = opendir("/proc/self/fd");
-    if (!dir) return -errno;
+    if (!dir) { int e = errno; munmap(stack, stack_size); return -e; }
     int own = dirfd(dir);
     struct dirent *entry;
-    while ((entry = readdir(dir)) != NULL && count < (int)(sizeof keep / sizeof keep[0]) - 1) {
+    while ((entry = readdir(dir)) != NULL && a->count < (int)(sizeof a->keep / sizeof a->keep[0]) - 1) {
         if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
         int fd = atoi(entry->d_name);
-        if (fd != own && cls_is_netfilter_socket(fd)) keep[count++] = fd;
+        if (fd != own && cls_is_netfilter_socket(fd)) a->keep[a->count++] = fd;
     }
     closedir(dir);
-    if (count == 0) return 0;
+    if (a->count == 0) { munmap(stack, stack_size); return 0; }
 
     int release[2];
-    if (pipe2(release, O_CLOEXEC) != 0) return -errno;
-    keep[count++] = release[0];
-    qsort(keep, (size_t)count, sizeof keep[0], cls_compare_int);
-    pid_t pid = fork();
-    if (pid < 0) { int e = errno; close(release[0]); close(release[1]); return -e; }
-    if (pid == 0) {
-        /* Only syscalls from here (the parent may have other threads). Keep the netfilter sockets and
-         * the release pipe, close everything else (the caller's stdout above all: its reader must see
-         * EOF when the caller exits, not when this child does). */
-        unsigned int from = 0;
-        for (int i = 0; i < count; i++) {
-            if ((unsigned int)keep[i] > from) syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
-            from = (unsigned int)keep[i] + 1;
-        }
-        syscall(SYS_close_range, from, ~0U, 0);
-        char byte;
-        while (read(release[0], &byte, 1) < 0 && errno == EINTR) {}
-        _exit(0);   /* closing the sockets here is what waits for nf_tables */
-    }
+    if (pipe2(release, O_CLOEXEC) != 0) { int e = errno; munmap(stack, stack_size); return -e; }
+    a->release = release[0];
+    a->keep[a->count++] = release[0];
+    qsort(a->keep, (size_t)a->count, sizeof a->keep[0], cls_compare_int);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    /* The stack grows down from the argument block. */
+    pid_t pid = clone(cls_closer_child, (char *)a - 64, CLONE_VM | SIGCHLD, a);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     close(release[0]);
+    if (pid < 0) { close(release[1]); munmap(stack, stack_size); return -clone_errno; }
     *release_fd = release[1];
+    *stack_out = stack;
     return pid;
 }
+
+size_t cls_netfilter_closer_stack_size(void) { return 64 * 1024 + sizeof(struct cls_closer_args); }
 
 /* Waits for processes that need not be the caller's children (pidfd_open + poll). */
 #include <poll.h>

@@ -14,9 +14,11 @@ import CNFTables
 /// close waits 18.6 ms right after the commit, 7.9 ms 10 ms later, 0.5 ms 20 ms later.
 ///
 /// So a lab build hands its sockets to one `NetfilterSockets`, loads its rulesets first, and calls
-/// `close()` at the end. `close()` does not wait either: a forked child keeps a copy of every netfilter
+/// `close()` at the end. `close()` does not wait either: a child keeps a copy of every netfilter
 /// socket of the process while this process closes its own (no longer the last references, so
-/// instant), and the child's exit does whatever waiting is left. The rulesets are committed and in
+/// instant), and the child's exit does whatever waiting is left. The child shares natlab's memory
+/// (clone with CLONE_VM, on a stack of its own) instead of being forked: a fork copied the page
+/// tables of natlab's 110 MB binary, about 0.9 ms of every `up`. The rulesets are committed and in
 /// force either way; only the kernel's freeing of old transactions is left to the child.
 ///
 /// Thread-safe; `close()` is idempotent and also runs on deinit.
@@ -38,24 +40,29 @@ public final class NetfilterSockets: @unchecked Sendable {
         }
         guard !held.isEmpty || !fds.isEmpty else { return }
         var release: Int32 = -1
-        let closer = cls_netfilter_closer_start(&release)
+        var stack: UnsafeMutableRawPointer?
+        let closer = cls_netfilter_closer_start(&release, &stack)
         for fd in fds { _ = Glibc.close(fd) }
         if !held.isEmpty { NFTables.free(held) }
         if release >= 0 { _ = Glibc.close(release) }
-        if closer > 0 { Self.reap(adding: closer) }
+        if closer > 0 { Self.reap(adding: (closer, stack)) }
     }
 
-    /// Children of earlier `close()` calls not reaped yet: a long-lived natlab (`natlab run`) reaps each
-    /// at its next `close()`; whatever is left when natlab exits, init reaps.
+    /// Children of earlier `close()` calls not reaped yet, with their stacks: a long-lived natlab
+    /// (`natlab run`) reaps each at its next `close()` and unmaps its stack; whatever is left when
+    /// natlab exits, init reaps.
     private static let closersLock = PThreadLock()
-    nonisolated(unsafe) private static var closers: [pid_t] = []
+    nonisolated(unsafe) private static var closers: [(pid: pid_t, stack: UnsafeMutableRawPointer?)] = []
 
-    private static func reap(adding pid: pid_t) {
+    private static func reap(adding child: (pid: pid_t, stack: UnsafeMutableRawPointer?)) {
         closersLock.withLock {
-            closers.append(pid)
+            closers.append(child)
             closers.removeAll { child in
                 var status: Int32 = 0
-                return waitpid(child, &status, WNOHANG) != 0   // reaped, or not ours any more
+                // Reaped, or not ours any more: either way it no longer runs on its stack.
+                guard waitpid(child.pid, &status, WNOHANG) != 0 else { return false }
+                if let stack = child.stack { munmap(stack, cls_netfilter_closer_stack_size()) }
+                return true
             }
         }
     }

@@ -85,12 +85,15 @@ int cls_conntrack_flush(int *keep_fd);
 /*
  * Closing the last reference to a bound NETLINK_NETFILTER socket waits until nf_tables has cleaned up
  * the process's earlier commits (an RCU grace period, ~20 ms after the last commit). To close its
- * sockets without that wait, a process forks a child holding a copy of each of them (found through
+ * sockets without that wait, a process starts a child holding a copy of each of them (found through
  * /proc/self/fd), closes its own copies (not the last references: instant), then closes *release_fd:
- * the child exits and its exit does the waiting. Returns the child's pid (reap it, or leave it to
- * init once the caller exits), 0 when the process has no netfilter socket, or -errno.
+ * the child exits and its exit does the waiting. The child shares the caller's memory (CLONE_VM) and
+ * runs on *stack_out, a mapping of cls_netfilter_closer_stack_size() bytes: unmap it only once the
+ * child is reaped (or never). Returns the child's pid (reap it, or leave it to init once the caller
+ * exits), 0 when the process has no netfilter socket, or -errno.
  */
-pid_t cls_netfilter_closer_start(int *release_fd);
+pid_t cls_netfilter_closer_start(int *release_fd, void **stack_out);
+size_t cls_netfilter_closer_stack_size(void);
 
 /*
  * Waits up to timeout_ms until every process in pids has exited (children or not: pidfd_open + poll,
