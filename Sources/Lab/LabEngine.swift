@@ -41,9 +41,11 @@ public final class LabEngine {
 
     /// Builds a lab and leaves it to the caller's `state` (`.up` for `natlab up`).
     /// Collects stale labs first. On any failure or signal, removes everything it made and throws.
+    /// Without `roles`, the nodes' `run:` roles are not started (`natlab up --no-roles`).
     public func up(plan: LabPlan, name: String, topologyFile: String,
-                   state: LabRecord.State = .up) throws -> (LabRecord, Collection) {
-        let (record, collected, lock) = try build(plan: plan, name: name, topologyFile: topologyFile, state: state)
+                   state: LabRecord.State = .up, roles: Bool = true) throws -> (LabRecord, Collection) {
+        let (record, collected, lock) = try build(plan: plan, name: name, topologyFile: topologyFile, state: state,
+                                                  roles: roles)
         lock.unlock()
         return (record, collected)
     }
@@ -51,9 +53,10 @@ public final class LabEngine {
     /// `up`, returning the lab's lock still held: an owned lab (`natlab run`) keeps it for its life,
     /// so no `gc` ever takes it for a dead one.
     func build(plan: LabPlan, name: String, topologyFile: String,
-               state: LabRecord.State) throws -> (LabRecord, Collection, FileLock) {
+               state: LabRecord.State, roles: Bool = true) throws -> (LabRecord, Collection, FileLock) {
         if let why = LabNaming.problem(withLabName: name) { throw LabError.invalidName(why) }
-        let roleCommands = try RoleLauncher.commands(in: plan)
+        // Resolved even when not started: a bad `${node.address}` is bad input either way.
+        let roleCommands = try RoleLauncher.commands(in: plan).filter { _ in roles }
         let worker = try worker()
         Interrupts.install()
         defer { Interrupts.uninstall() }

@@ -32,6 +32,10 @@ struct Up: ParsableCommand {
     @Flag(help: "Print the equivalent ip/nft shell script and exit, building nothing.")
     var emitShell = false
 
+    @Flag(help: ArgumentHelp("Build the network only: start none of the nodes' `run:` roles.",
+                             discussion: "Start or debug a role yourself: `natlab exec LAB NODE -- natlab serve stun --listen ADDR`."))
+    var noRoles = false
+
     func run() throws {
         try reportingErrors {
             let topology = try Timing.measure("load and check the topology") { try loadTopology(file) }
@@ -45,7 +49,7 @@ struct Up: ParsableCommand {
             try requireRoot("up")
             let engine = LabEngine()
             let (record, collected) = try engine.up(plan: plan, name: labName,
-                                                    topologyFile: absolutePath(file))
+                                                    topologyFile: absolutePath(file), roles: !noRoles)
             if !collected.isEmpty {
                 printError("collected leftovers first: \(Report.collection(collected))")
             }
@@ -56,6 +60,11 @@ struct Up: ParsableCommand {
                 print("lab \(record.name) is up (\(record.plan.nodes.count) namespaces, built in \(ms))")
                 print(PlanTable.render(record.plan, lab: record.name))
                 print(RoleTable.render(record))
+                if noRoles, let skipped = try? RoleLauncher.commands(in: record.plan), !skipped.isEmpty {
+                    let list = skipped.compactMap { role in record.plan.node(named: role.node).flatMap { node in
+                        node.role.map { "\(node.name): \($0)" } } }
+                    print("roles not started (--no-roles): \(list.joined(separator: ", "))")
+                }
                 let pending = RoleLauncher.pending(in: record.plan)
                 if !pending.isEmpty {
                     let list = pending.map { "\($0.node): \($0.role)" }.joined(separator: ", ")
