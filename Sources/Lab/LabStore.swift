@@ -22,6 +22,7 @@ public struct LabRecord: Codable, Sendable {
     public var created: Date
     /// Wall time of the kernel build (namespaces to last ruleset), milliseconds.
     public var buildMilliseconds: Double?
+    /// The plan's nodes; its `steps` are empty (not kept: see `LabEngine.build`).
     public var plan: LabPlan
     /// Role processes started in the lab (`run:`).
     public var roles: [RoleProcess]?
