@@ -41,18 +41,36 @@ struct LabBuilder: Sendable {
 
     /// Runs `steps`; `created` is told each namespace right after it exists.
     func build(_ steps: [BuildStep], created: (String) -> Void) throws {
-        for step in steps {
-            guard case .createNamespace(let node) = step else { continue }
+        let nodes = steps.compactMap { step -> String? in if case .createNamespace(let node) = step { node } else { nil } }
+        if let rulesetWorker, delayBetweenNodes == 0, nodes.count > 1 {
+            // All at once, half on each worker (the kernel creates namespaces in parallel); all or
+            // nothing, so only a success adds to `created`.
             try checkInterrupt()
-            if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
+            let names = nodes.map(namespace)
             do {
-                try Timing.measure("create namespace \(namespace(node))") {
-                    try NetworkNamespace.create(name: namespace(node), worker: worker)
+                try Timing.measure("create \(names.count) namespaces on 2 threads") {
+                    try NetworkNamespace.create(names: names, workers: [worker, rulesetWorker])
                 }
             } catch {
-                throw LabError.step(step, namespace: namespace(node), cause: error)
+                // Name the node the kernel refused when the error says which (a name clash does).
+                let failed = nodes.first { "\(error)".contains(namespace($0)) } ?? nodes[0]
+                throw LabError.step(.createNamespace(node: failed), namespace: namespace(failed), cause: error)
             }
-            created(namespace(node))
+            names.forEach(created)
+        } else {
+            // One by one: the test hook pauses between namespaces.
+            for node in nodes {
+                try checkInterrupt()
+                if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
+                do {
+                    try Timing.measure("create namespace \(namespace(node))") {
+                        try NetworkNamespace.create(name: namespace(node), worker: worker)
+                    }
+                } catch {
+                    throw LabError.step(.createNamespace(node: node), namespace: namespace(node), cause: error)
+                }
+                created(namespace(node))
+            }
         }
         let groups = Self.groups(Self.configurationOrder(steps))
         let rulesets = groups.filter(Self.isRuleset), others = groups.filter { !Self.isRuleset($0) }

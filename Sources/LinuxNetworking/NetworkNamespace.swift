@@ -1,4 +1,6 @@
 import CLinuxSupport
+import Dispatch
+import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -80,6 +82,15 @@ public enum NetworkNamespace {
     /// An existing name fails with EEXIST (`isAlreadyExists`) and is left untouched. On any failure the
     /// files this call created are removed again (and unmounted), so a failed call leaves nothing behind.
     public static func create(names: [String], worker: NamespaceWorker) throws {
+        try create(names: names, workers: [worker])
+    }
+
+    /// `create(names:worker:)` with the namespaces shared out over several workers, which create
+    /// theirs at the same time (contiguous slices, in order). The kernel sets up network namespaces
+    /// in parallel (copy_net_ns holds its lock shared): on 2 cores, 8 namespaces took 3.3 ms on one
+    /// thread and 2.7 ms on two (C loop, kernel 6.18). All or nothing, as with one worker.
+    public static func create(names: [String], workers: [NamespaceWorker]) throws {
+        precondition(!workers.isEmpty, "create(names:workers:) needs a worker")
         for name in names { try validate(name: name) }
         if Set(names).count != names.count {
             throw LinuxNetworkingError.invalidArgument("duplicate network namespace names in \(names)")
@@ -113,23 +124,51 @@ public enum NetworkNamespace {
                 created.append(path)
             }
 
-            // One excursion for all: each unshare replaces the thread's (anonymous) namespace, and the
-            // bind mount is what keeps each one alive after the thread moves on.
-            try worker.runInNewNamespace {
-                for (index, path) in created.enumerated() {
-                    if index > 0 {
-                        let rc = cls_unshare(CLS_CLONE_NEWNET)
-                        if rc < 0 { throw LinuxNetworkingError.fromNegative(rc, call: "unshare(CLONE_NEWNET)", context: "for \(path)") }
-                    }
-                    let rc = cls_mount("/proc/thread-self/ns/net", path, "none", CLS_MS_BIND)
-                    if rc < 0 {
-                        throw LinuxNetworkingError.fromNegative(rc, call: "bind-mount network namespace", context: "onto \(path)")
-                    }
-                    mounted.append(path)
+            // One excursion per worker: each unshare replaces the thread's (anonymous) namespace, and
+            // the bind mount is what keeps each one alive after the thread moves on.
+            let slices = slice(created, into: workers.count)
+            if slices.count == 1 {
+                try mountNew(created, on: workers[0], mounted: &mounted)
+            } else {
+                // Every slice runs to its end or its first failure before anything is thrown, so the
+                // roll-back above sees every mount made.
+                let outcomes = Mutex<[(mounted: [String], error: (any Error)?)]>(Array(repeating: ([], nil), count: slices.count))
+                DispatchQueue.concurrentPerform(iterations: slices.count) { i in
+                    var done: [String] = []
+                    var failure: (any Error)?
+                    do { try mountNew(slices[i], on: workers[i], mounted: &done) } catch { failure = error }
+                    outcomes.withLock { $0[i] = (done, failure) }
                 }
+                let all = outcomes.withLock { $0 }
+                mounted = all.flatMap(\.mounted)
+                if let failure = all.lazy.compactMap(\.error).first { throw failure }
             }
             succeeded = true
         }
+    }
+
+    /// New namespaces bind-mounted onto `paths` (empty files), in one excursion of `worker`;
+    /// `mounted` lists each one done, also when a later one fails.
+    private static func mountNew(_ paths: [String], on worker: NamespaceWorker, mounted: inout [String]) throws {
+        try worker.runInNewNamespace {
+            for (index, path) in paths.enumerated() {
+                if index > 0 {
+                    let rc = cls_unshare(CLS_CLONE_NEWNET)
+                    if rc < 0 { throw LinuxNetworkingError.fromNegative(rc, call: "unshare(CLONE_NEWNET)", context: "for \(path)") }
+                }
+                let rc = cls_mount("/proc/thread-self/ns/net", path, "none", CLS_MS_BIND)
+                if rc < 0 {
+                    throw LinuxNetworkingError.fromNegative(rc, call: "bind-mount network namespace", context: "onto \(path)")
+                }
+                mounted.append(path)
+            }
+        }
+    }
+
+    /// `items` in at most `count` contiguous, non-empty slices of near-equal size, in order.
+    static func slice<T>(_ items: [T], into count: Int) -> [[T]] {
+        let parts = max(1, min(count, items.count))
+        return (0..<parts).map { i in Array(items[(i * items.count / parts)..<((i + 1) * items.count / parts)]) }
     }
 
     /// `ip netns del NAME`: lazy unmount + unlink. A missing name is not an error.

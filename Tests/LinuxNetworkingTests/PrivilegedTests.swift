@@ -98,6 +98,29 @@ import TestSupport
         #expect(try sh(["ip", "netns", "exec", existing, "true"]).status == 0)
     }
 
+    /// Namespaces shared out over two workers (what a lab build does): each one exists, is its own
+    /// namespace, and works with iproute2; a name clash leaves none of the others behind.
+    @Test(.enabled(if: Privilege.shouldRun))
+    func batchCreateOnTwoWorkers() throws {
+        try Privilege.require()
+        let second = try NamespaceWorker()
+        let names = (0..<5).map { uniqueName("par\($0)") }
+        defer { for name in names { try? NetworkNamespace.delete(name: name) } }
+        try NetworkNamespace.create(names: names, workers: [sharedWorker, second])
+        let inodes = try names.map { try NetworkNamespace.open(name: $0).inode }
+        #expect(Set(inodes).count == names.count)
+        for name in names { #expect(try sh(["ip", "netns", "exec", name, "true"]).status == 0) }
+
+        let existing = names[3]
+        let fresh = (0..<4).map { uniqueName("new\($0)") }
+        defer { for name in fresh { try? NetworkNamespace.delete(name: name) } }
+        #expect(throws: LinuxNetworkingError.self) {
+            try NetworkNamespace.create(names: [fresh[0], fresh[1], existing, fresh[2], fresh[3]], workers: [sharedWorker, second])
+        }
+        for name in fresh { #expect(!NetworkNamespace.exists(name: name)) }
+        #expect(try NetworkNamespace.open(name: existing).inode == inodes[3])   // untouched
+    }
+
     @Test(.enabled(if: Privilege.shouldRun))
     func vethBridgeAddressRouteCarryUDP() throws {
         try Privilege.require()

@@ -112,4 +112,13 @@ import Glibc
     @Test func pathUsesDirectory() {
         #expect(NetworkNamespace.path(of: "natlab-x-home1") == "/run/netns/natlab-x-home1")
     }
+
+    /// How a batch of namespaces is shared out over workers: contiguous, in order, none empty.
+    @Test func slicesAreContiguousAndNeverEmpty() {
+        #expect(NetworkNamespace.slice([1, 2, 3, 4, 5, 6, 7], into: 2) == [[1, 2, 3], [4, 5, 6, 7]])
+        #expect(NetworkNamespace.slice([1, 2, 3], into: 3) == [[1], [2], [3]])
+        #expect(NetworkNamespace.slice([1], into: 2) == [[1]])
+        #expect(NetworkNamespace.slice([1, 2], into: 1) == [[1, 2]])
+        #expect(NetworkNamespace.slice([Int](), into: 2) == [[]])
+    }
 }
