@@ -52,8 +52,7 @@ struct LabBuilder: Sendable {
                     try NetworkNamespace.create(names: names, workers: [worker, rulesetWorker])
                 }
             } catch {
-                // Name the node the kernel refused when the error says which (a name clash does).
-                let failed = nodes.first { "\(error)".contains(namespace($0)) } ?? nodes[0]
+                let failed = Self.node(namedIn: "\(error)", among: nodes, namespace: namespace) ?? nodes[0]
                 throw LabError.step(.createNamespace(node: failed), namespace: namespace(failed), cause: error)
             }
             names.forEach(created)
@@ -97,6 +96,21 @@ struct LabBuilder: Sendable {
             try checkInterrupt()
             if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
             try Timing.measure("configure \(group[0].node) (\(group.count) steps)") { try run(group, on: worker) }
+        }
+    }
+
+    /// The node whose namespace an error text names (a name clash or a failed mount says which), as a
+    /// whole name: `lab.home1` is not named by a text about `lab.home10`.
+    static func node(namedIn text: String, among nodes: [String], namespace: (String) -> String) -> String? {
+        let nameCharacters = Set("abcdefghijklmnopqrstuvwxyz0123456789-.")
+        return nodes.first { node in
+            let name = namespace(node)
+            var rest = text[...]
+            while let range = rest.range(of: name) {
+                if range.upperBound == text.endIndex || !nameCharacters.contains(text[range.upperBound]) { return true }
+                rest = text[range.upperBound...]
+            }
+            return false
         }
     }
 

@@ -15,4 +15,14 @@ struct LabBuilderOrderTests {
         #expect(Array(ordered.prefix(rulesets.count)) == rulesets)
         #expect(Array(ordered.dropFirst(rulesets.count)) == plan.steps.filter { !isRuleset($0) && !isNamespace($0) })
     }
+
+    @Test("a failed creation of all namespaces at once is reported against the node its error names, by whole name")
+    func failedNamespaceIsNamedByWholeName() {
+        let namespace = { (node: String) in "natlab-x.\(node)" }
+        let nodes = ["home1", "home10", "alice"]
+        let clash = "create network namespace: 'natlab-x.home10': namespace already exists (/run/netns/natlab-x.home10)"
+        #expect(LabBuilder.node(namedIn: clash, among: nodes, namespace: namespace) == "home10")
+        #expect(LabBuilder.node(namedIn: "bind-mount onto /run/netns/natlab-x.alice", among: nodes, namespace: namespace) == "alice")
+        #expect(LabBuilder.node(namedIn: "out of memory", among: nodes, namespace: namespace) == nil)
+    }
 }
