@@ -315,10 +315,12 @@ static int cls_closer_child(void *p) {
     return 0;   /* the exit closes the sockets, and is what waits for nf_tables */
 }
 
+size_t cls_netfilter_closer_stack_size(void) { return 64 * 1024 + sizeof(struct cls_closer_args); }
+
 pid_t cls_netfilter_closer_start(int *release_fd, void **stack_out) {
     *release_fd = -1;
     *stack_out = NULL;
-    const size_t stack_size = 64 * 1024 + sizeof(struct cls_closer_args);
+    const size_t stack_size = cls_netfilter_closer_stack_size();
     void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) return -errno;
     struct cls_closer_args *a = (struct cls_closer_args *)((char *)stack + stack_size - sizeof *a);
@@ -354,7 +356,6 @@ pid_t cls_netfilter_closer_start(int *release_fd, void **stack_out) {
     return pid;
 }
 
-size_t cls_netfilter_closer_stack_size(void) { return 64 * 1024 + sizeof(struct cls_closer_args); }
 
 /* Waits for processes that need not be the caller's children (pidfd_open + poll). */
 #include <poll.h>

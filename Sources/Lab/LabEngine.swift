@@ -56,7 +56,8 @@ public final class LabEngine {
                state: LabRecord.State, roles: Bool = true) throws -> (LabRecord, Collection, FileLock) {
         if let why = LabNaming.problem(withLabName: name) { throw LabError.invalidName(why) }
         // Resolved even when not started: a bad `${node.address}` is bad input either way.
-        let roleCommands = try RoleLauncher.commands(in: plan).filter { _ in roles }
+        let resolved = try RoleLauncher.commands(in: plan)
+        let roleCommands = roles ? resolved : []
         let worker = try worker()
         Interrupts.install()
         defer { Interrupts.uninstall() }

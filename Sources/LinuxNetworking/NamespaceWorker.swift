@@ -91,6 +91,25 @@ public final class NamespaceWorker: @unchecked Sendable {
         try submit(.unshare, body)
     }
 
+    /// `runInNewNamespace` on several workers at once: `body(i)` runs on `workers[i]`, each in a
+    /// brand-new namespace, all at the same time; returns once every one is back in the host namespace,
+    /// with each result (or its error). No thread is created: the calling thread queues the jobs and
+    /// waits for them. Not from a job of one of `workers` (it would wait for itself).
+    public static func runInNewNamespaces<T>(_ workers: [NamespaceWorker],
+                                             _ body: (Int) throws -> T) -> [Result<T, any Error>] {
+        precondition(!workers.contains { $0.isCurrentThread }, "runInNewNamespaces from one of its own workers")
+        return withoutActuallyEscaping(body) { body in
+            // Each job writes only its own slot, before the worker marks it done; read after every wait.
+            let results = UnsafeMutableBufferPointer<Result<T, any Error>?>.allocate(capacity: workers.count)
+            results.initialize(repeating: nil)
+            defer { results.deinitialize().deallocate() }
+            let jobs = workers.indices.map { i in Job(entry: .unshare) { results[i] = Result { try body(i) } } }
+            for (worker, job) in zip(workers, jobs) { worker.queue.enqueue(job) }
+            for (worker, job) in zip(workers, jobs) { worker.queue.wait(for: job) }
+            return jobs.indices.map { i in jobs[i].entryError.map { .failure($0) } ?? results[i]! }
+        }
+    }
+
     /// True on the worker thread (for assertions in callers).
     public var isCurrentThread: Bool { pthread_equal(pthread_self(), thread) != 0 }
 
@@ -159,10 +178,20 @@ public final class NamespaceWorker: @unchecked Sendable {
         }
 
         func enqueueAndWait(_ job: Job) {
+            enqueue(job)
+            wait(for: job)
+        }
+
+        func enqueue(_ job: Job) {
             pthread_mutex_lock(mutex)
             precondition(!stopping, "NamespaceWorker used after shutdown")
             jobs.append(job)
             pthread_cond_signal(wake)
+            pthread_mutex_unlock(mutex)
+        }
+
+        func wait(for job: Job) {
+            pthread_mutex_lock(mutex)
             while !job.done { pthread_cond_wait(finished, mutex) }
             pthread_mutex_unlock(mutex)
         }

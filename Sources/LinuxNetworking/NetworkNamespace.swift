@@ -1,6 +1,4 @@
 import CLinuxSupport
-import Dispatch
-import Synchronization
 import SystemPackage
 
 #if canImport(Glibc)
@@ -124,44 +122,44 @@ public enum NetworkNamespace {
                 created.append(path)
             }
 
-            // One excursion per worker: each unshare replaces the thread's (anonymous) namespace, and
-            // the bind mount is what keeps each one alive after the thread moves on.
+            // One excursion per worker, all at once: each unshare replaces the thread's (anonymous)
+            // namespace, and the bind mount is what keeps each one alive after the thread moves on.
+            // Every slice runs to its end or its first failure before anything is thrown, so the
+            // roll-back above sees every mount made.
             let slices = slice(created, into: workers.count)
-            if slices.count == 1 {
-                try mountNew(created, on: workers[0], mounted: &mounted)
-            } else {
-                // Every slice runs to its end or its first failure before anything is thrown, so the
-                // roll-back above sees every mount made.
-                let outcomes = Mutex<[(mounted: [String], error: (any Error)?)]>(Array(repeating: ([], nil), count: slices.count))
-                DispatchQueue.concurrentPerform(iterations: slices.count) { i in
-                    var done: [String] = []
-                    var failure: (any Error)?
-                    do { try mountNew(slices[i], on: workers[i], mounted: &done) } catch { failure = error }
-                    outcomes.withLock { $0[i] = (done, failure) }
-                }
-                let all = outcomes.withLock { $0 }
-                mounted = all.flatMap(\.mounted)
-                if let failure = all.lazy.compactMap(\.error).first { throw failure }
+            let outcomes = NamespaceWorker.runInNewNamespaces(Array(workers.prefix(slices.count))) { i -> (mounted: [String], error: (any Error)?) in
+                var done: [String] = []
+                do { try mountNew(slices[i], mounted: &done) } catch { return (done, error) }
+                return (done, nil)
             }
+            var failure: (any Error)?
+            for outcome in outcomes {
+                switch outcome {
+                case .success(let slice):
+                    mounted += slice.mounted
+                    failure = failure ?? slice.error
+                case .failure(let error):   // the worker could not enter a new namespace
+                    failure = failure ?? error
+                }
+            }
+            if let failure { throw failure }
             succeeded = true
         }
     }
 
-    /// New namespaces bind-mounted onto `paths` (empty files), in one excursion of `worker`;
-    /// `mounted` lists each one done, also when a later one fails.
-    private static func mountNew(_ paths: [String], on worker: NamespaceWorker, mounted: inout [String]) throws {
-        try worker.runInNewNamespace {
-            for (index, path) in paths.enumerated() {
-                if index > 0 {
-                    let rc = cls_unshare(CLS_CLONE_NEWNET)
-                    if rc < 0 { throw LinuxNetworkingError.fromNegative(rc, call: "unshare(CLONE_NEWNET)", context: "for \(path)") }
-                }
-                let rc = cls_mount("/proc/thread-self/ns/net", path, "none", CLS_MS_BIND)
-                if rc < 0 {
-                    throw LinuxNetworkingError.fromNegative(rc, call: "bind-mount network namespace", context: "onto \(path)")
-                }
-                mounted.append(path)
+    /// On a worker already in a new namespace: bind-mounts it onto the first of `paths` (empty files),
+    /// then a new one onto each next; `mounted` lists each one done, also when a later one fails.
+    private static func mountNew(_ paths: [String], mounted: inout [String]) throws {
+        for (index, path) in paths.enumerated() {
+            if index > 0 {
+                let rc = cls_unshare(CLS_CLONE_NEWNET)
+                if rc < 0 { throw LinuxNetworkingError.fromNegative(rc, call: "unshare(CLONE_NEWNET)", context: "for \(path)") }
             }
+            let rc = cls_mount("/proc/thread-self/ns/net", path, "none", CLS_MS_BIND)
+            if rc < 0 {
+                throw LinuxNetworkingError.fromNegative(rc, call: "bind-mount network namespace", context: "onto \(path)")
+            }
+            mounted.append(path)
         }
     }
 
