@@ -18,11 +18,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
-        // System libraries, found through pkg-config (Debian: libnl-route-3.0.pc, libnftables.pc).
+        // System libraries: libnl through pkg-config (Debian: libnl-route-3.0.pc); libnftables header-only.
         .systemLibrary(name: "CNetlink", pkgConfig: "libnl-route-3.0",
                        providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]),
-        .systemLibrary(name: "CNFTables", pkgConfig: "libnftables",
-                       providers: [.apt(["libnftables-dev"])]),
+        // libnftables' header only: LinuxNetworking opens the library with dlopen on first use
+        // (LibNFTables.swift), so it is not a link dependency; pkg-config would add -lnftables.
+        .systemLibrary(name: "CNFTables", providers: [.apt(["libnftables-dev"])]),
         // setns/unshare/mount and libnl macros, compiled with _GNU_SOURCE (Glibc's module hides them).
         .target(name: "CLinuxSupport", cSettings: [.define("_GNU_SOURCE")]),
         // The only Swift code that touches the C targets.

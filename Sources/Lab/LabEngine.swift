@@ -31,6 +31,13 @@ public final class LabEngine {
         return w
     }
 
+    /// Starts what a build will need on a thread of its own, while the caller is still reading and
+    /// checking the topology on one core of a machine that has two: today, opening libnftables.
+    /// Call it before the topology is loaded, and only when a build follows.
+    public static func prepareBuild() {
+        Thread.detachNewThread { NFTables.preload() }
+    }
+
     /// What `gc` removed.
     public struct Collection: Sendable {
         public var labs: [String] = []

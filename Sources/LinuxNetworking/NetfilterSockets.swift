@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import CLinuxSupport
-import CNFTables
 
 /// NETLINK_NETFILTER sockets (libnftables contexts, ctnetlink) whose close is postponed.
 ///

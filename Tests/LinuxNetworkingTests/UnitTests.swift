@@ -7,6 +7,28 @@ import Glibc
 #endif
 
 /// Pure parts: no root, no namespaces.
+@Suite struct LibNFTablesLoadingTests {
+    /// A machine without the library gets a sentence naming it, dlopen's reason and the package,
+    /// not a crash at start-up (natlab is not linked against it).
+    @Test func missingLibraryIsNamedWithThePackageToInstall() {
+        #expect {
+            _ = try LibNFTables(soname: "libnftables-natlab-missing.so.9")
+        } throws: { error in
+            let text = "\(error)"
+            return text.hasPrefix("nftables: cannot load libnftables-natlab-missing.so.9: ")
+                && text.hasSuffix("(Debian/Ubuntu: apt-get install libnftables1)")
+        }
+    }
+
+    /// The installed library loads and resolves every function natlab calls (the loader checks each
+    /// `dlsym`), and the process-wide copy is that one. Contexts are left to the privileged tests:
+    /// `nft_ctx_new` opens a netfilter socket.
+    @Test func installedLibraryResolvesEveryFunction() throws {
+        _ = try LibNFTables(soname: LibNFTables.soname)
+        #expect(throws: Never.self) { try LibNFTables.get() }
+    }
+}
+
 @Suite struct ErrorTests {
     @Test func systemErrorReadsLikeASentence() {
         let error = LinuxNetworkingError.system(call: "create network namespace", errno: .fileExists,
