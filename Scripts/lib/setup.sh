@@ -59,8 +59,25 @@ natlab_build() {
     # position-dependent executable (a PIE of this size makes the dynamic loader apply ~98,000 relative
     # relocations at every start: median `natlab --version` 7.8 -> 6.6 ms) and without exporting its
     # 19,000 symbols (the Swift runtime's start-up dladdr scans them all: 6.55 -> 6.16 ms), 2026-11-29.
-    local static=(); [ "$config" = release ] && static=(--static-swift-stdlib -Xlinker --no-pie -Xlinker --no-export-dynamic)
+    # It also links libstdc++ statically (the Swift runtime is C++): loading libstdc++.so cost every
+    # natlab process ~0.75 ms at start (C "hello" with and without it: 1.67 vs 0.93 ms), the roles too
+    # (`Scripts/bench ab`, two-homes `up`: -2.7 ms; --no-roles: -1.2 ms), 2026-11-29.
+    local static=()
+    if [ "$config" = release ]; then
+        static=(--static-swift-stdlib -Xlinker --no-pie -Xlinker --no-export-dynamic)
+        local cxx; cxx=$(natlab_static_libstdcxx_dir) && static+=(-Xswiftc "-L$cxx")
+    fi
     (cd "$NATLAB_ROOT" && swift build -c "$config" --product natlab "${static[@]}" >&2)
+}
+
+# natlab_static_libstdcxx_dir: prints a directory that holds only gcc's libstdc++.a, or fails (then
+# the build links libstdc++.so as before). Swift's -static-stdlib passes a plain -lstdc++, which the
+# linker resolves in the first directory of its search path that has libstdc++.so or .a; a -L given to
+# swiftc comes before gcc's own directory (which has both), so this one is found first.
+natlab_static_libstdcxx_dir() {
+    local archive dir="$NATLAB_ROOT/.build/static-libstdc++"
+    archive=$(gcc -print-file-name=libstdc++.a 2>/dev/null) && [ -f "$archive" ] || return 1
+    mkdir -p "$dir" && ln -sfn "$archive" "$dir/libstdc++.a" && echo "$dir"
 }
 
 # Debian's coturn package can start a system turnserver that holds port 3478 in the host's namespace:
