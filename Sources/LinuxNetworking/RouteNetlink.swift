@@ -146,6 +146,13 @@ public final class RouteNetlink: @unchecked Sendable {
         defer { rtnl_link_put(peer) }
 
         let peerWhere = peerNamespace.map { " (peer '\(peerName)' in \($0.path))" } ?? " (peer '\(peerName)')"
+        // One queue each way on both ends. The kernel's default is one per possible CPU, each with its
+        // own sysfs directory to create (and remove); a lab veth uses no multi-queue feature (no XDP,
+        // no GRO), and its packets are queued per CPU on the receiving side anyway.
+        for end in [link, peer] {
+            rtnl_link_set_num_tx_queues(end, 1)
+            rtnl_link_set_num_rx_queues(end, 1)
+        }
         if let peerNamespace {
             rtnl_link_set_name(link, peerName)
             rtnl_link_set_flags(link, UInt32(IFF_UP))
