@@ -31,15 +31,21 @@ public final class LabEngine {
         return w
     }
 
-    /// Starts what a build will need on a thread of its own, while the caller is still reading and
-    /// checking the topology on one core of a machine that has two: today, opening libnftables.
-    /// Call it before the topology is loaded, and only when a build follows.
+    /// Starts what a build will need on a thread of its own, while the caller is still parsing its
+    /// command line and the topology on one core of a machine that has two: the first JSON encoding
+    /// of a record (with Yams' and the planner's first use on the way) and opening libnftables.
+    /// Nothing it does is visible outside the process, so calling it for a command line that turns
+    /// out to be bad costs only the idle core's time. Once per process; later calls do nothing.
     public static func prepareBuild() {
+        _ = preparation
+    }
+
+    private static let preparation: Void = {
         Thread.detachNewThread {
             warmUpRecordEncoding()
             NFTables.preload()
         }
-    }
+    }()
 
     /// Encodes the record of a small built-in lab once and throws it away. The first JSON encoding of
     /// a record in a process costs ~1 ms more than the next (type metadata, protocol-conformance
