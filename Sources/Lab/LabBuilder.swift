@@ -13,7 +13,8 @@ import Topology
 /// sysctls synchronously, and returns to the host namespace. Nothing runs in the host namespace
 /// itself. Once the namespaces exist, the routers' nftables rulesets load on a second worker while
 /// the first does the links: a ruleset needs only its namespace (it names interfaces, which need not
-/// exist yet), and libnftables spends most of its time in user space, on the other core.
+/// exist yet), and libnftables spends most of its time in user space, on the other core. That worker
+/// then helps with the nodes' configuration, from the end of the plan (`ConfigurationQueue`).
 struct LabBuilder: Sendable {
     let lab: String
     let worker: NamespaceWorker
@@ -77,10 +78,17 @@ struct LabBuilder: Sendable {
             // Both halves run to their end (or their first failure) before anything is thrown, so the
             // caller's clean-up never races a step still running.
             let failures = Mutex<[(any Error)?]>([nil, nil])
+            let queue = ConfigurationQueue(others)
             DispatchQueue.concurrentPerform(iterations: 2) { half in
                 do {
-                    try configure(half == 0 ? others : rulesets, on: half == 0 ? worker : rulesetWorker)
+                    if half == 0 {
+                        try configure(queue, on: worker, take: queue.takeFront)
+                    } else {
+                        try configure(rulesets, on: rulesetWorker)
+                        try configure(queue, on: rulesetWorker, take: queue.takeBack)
+                    }
                 } catch {
+                    queue.stop()
                     failures.withLock { $0[half] = error }
                 }
             }
@@ -92,11 +100,21 @@ struct LabBuilder: Sendable {
     }
 
     private func configure(_ groups: [[BuildStep]], on worker: NamespaceWorker) throws {
-        for group in groups {
-            try checkInterrupt()
-            if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
-            try Timing.measure("configure \(group[0].node) (\(group.count) steps)") { try run(group, on: worker) }
+        for group in groups { try configure(group, on: worker) }
+    }
+
+    /// The groups `take` hands out, until it hands out none.
+    private func configure(_ queue: ConfigurationQueue, on worker: NamespaceWorker, take: () -> Int?) throws {
+        while let index = take() {
+            try configure(queue.groups[index], on: worker)
+            queue.finish(index)
         }
+    }
+
+    private func configure(_ group: [BuildStep], on worker: NamespaceWorker) throws {
+        try checkInterrupt()
+        if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
+        try Timing.measure("configure \(group[0].node) (\(group.count) steps)") { try run(group, on: worker) }
     }
 
     /// The node whose namespace an error text names (a name clash or a failed mount says which), as a

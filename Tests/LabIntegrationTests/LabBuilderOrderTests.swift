@@ -32,4 +32,52 @@ struct LabBuilderOrderTests {
         // lost without any failure. A record of three nodes and a role is well over 1 KB of JSON.
         #expect(LabEngine.warmUpRecordEncoding() > 1000)
     }
+
+    @Test("the configuration queue: a node's group depends on the groups that create its veths' far ends")
+    func configurationPrerequisites() throws {
+        let plan = Planner.plan(try TopologyLoader.load(path: Harness.topology("two-homes.yaml")))
+        let groups = LabBuilder.groups(LabBuilder.configurationOrder(plan.steps)).filter { !LabBuilder.isRuleset($0) }
+        let queue = ConfigurationQueue(groups)
+        let nodes = groups.map { $0[0].node }
+        func prerequisites(_ node: String) -> [String] { queue.prerequisites[nodes.firstIndex(of: node)!].map { nodes[$0] } }
+        #expect(prerequisites("internet") == [])
+        #expect(prerequisites("home1") == ["internet"])
+        #expect(prerequisites("alice") == ["home1"])
+        #expect(prerequisites("stun") == ["internet"])
+    }
+
+    @Test("the configuration queue: the back is taken only when its prerequisites are done; every group is handed out once")
+    func configurationQueueHandsOutEachGroupOnce() throws {
+        let plan = Planner.plan(try TopologyLoader.load(path: Harness.topology("two-homes.yaml")))
+        let groups = LabBuilder.groups(LabBuilder.configurationOrder(plan.steps)).filter { !LabBuilder.isRuleset($0) }
+        let queue = ConfigurationQueue(groups)
+        let last = try #require(groups.indices.last)
+        // Nothing is done yet, and the last group (a host) needs the group that made its interface.
+        #expect(!queue.prerequisites[last].isEmpty)
+        #expect(queue.takeBack() == nil)
+        var handedOut: [Int] = []
+        while let front = queue.takeFront() {
+            handedOut.append(front)
+            queue.finish(front)
+            if let back = queue.takeBack() {
+                #expect(queue.prerequisites[back].allSatisfy(handedOut.contains), "taken from the back before its prerequisites")
+                handedOut.append(back)
+                queue.finish(back)
+            }
+        }
+        #expect(handedOut.sorted() == Array(groups.indices))
+        #expect(queue.takeBack() == nil)
+    }
+
+    @Test("the configuration queue: after a failure neither end hands out another group")
+    func configurationQueueStops() throws {
+        let plan = Planner.plan(try TopologyLoader.load(path: Harness.topology("two-homes.yaml")))
+        let groups = LabBuilder.groups(LabBuilder.configurationOrder(plan.steps)).filter { !LabBuilder.isRuleset($0) }
+        let queue = ConfigurationQueue(groups)
+        let first = try #require(queue.takeFront())
+        queue.finish(first)
+        queue.stop()
+        #expect(queue.takeFront() == nil)
+        #expect(queue.takeBack() == nil)
+    }
 }
