@@ -10,8 +10,8 @@ import Glibc
 /// libgmp), and loading and relocating them cost every natlab process ~0.65 ms at start-up (a C
 /// "hello" linked with `-lnftables`: 1.59 ms against 0.93 ms, medians of 100, 2026-11-29). Only the
 /// process that builds a lab or reads a router's rules needs them; the role processes, `exec`,
-/// `status` and `down` never do. CNFTables still provides the header through pkg-config (the
-/// signatures below are the header's, libnftables 1.0.6 of Debian 12), without `link`.
+/// `status` and `down` never do. CNFTables still provides the header, for the constants (the
+/// signatures below are the header's, libnftables 1.0.6 of Debian 12), but neither `link` nor pkg-config.
 struct LibNFTables: @unchecked Sendable {
     // @unchecked: immutable C function pointers into a library that is never closed.
     let ctxNew: @convention(c) (UInt32) -> OpaquePointer?

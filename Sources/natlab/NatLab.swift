@@ -37,7 +37,9 @@ struct NatLab: ParsableCommand {
 extension NatLab {
     /// ArgumentParser's entry point, after one look at the command name: `up` and `run` build a lab,
     /// so their preparation starts now on the second core (`LabEngine.prepareBuild`: no effect outside
-    /// the process), while ArgumentParser spends 2–3 ms of the first reading the command line.
+    /// the process, so `up --help` or a bad option loses nothing), while ArgumentParser spends 2–3 ms
+    /// of the first reading the command line. The root command has no options of its own, so the
+    /// command is the first argument.
     static func main() {
         if let command = CommandLine.arguments.dropFirst().first, command == "up" || command == "run" {
             LabEngine.prepareBuild()

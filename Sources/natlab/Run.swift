@@ -47,7 +47,6 @@ struct Run: ParsableCommand {
         var failed = false
         try reportingErrors {
             try requireRoot("run")
-            LabEngine.prepareBuild()
             // Every file is read and checked before the first lab is built.
             let topologies = try files.map { ($0, try loadTopology($0)) }
             for (file, topology) in topologies where topology.checks.isEmpty {

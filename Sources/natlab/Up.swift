@@ -38,7 +38,6 @@ struct Up: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            if !emitShell { LabEngine.prepareBuild() }
             let topology = try Timing.measure("load and check the topology") { try loadTopology(file) }
             let labName = name ?? topology.name
             if let why = LabNaming.problem(withLabName: labName) { throw LabError.invalidName(why) }

@@ -6,7 +6,7 @@ import SystemPackage
 import Glibc
 #endif
 
-/// Pure parts: no root, no namespaces.
+/// Loading libnftables with dlopen: no root, no namespaces.
 @Suite struct LibNFTablesLoadingTests {
     /// A machine without the library gets a sentence naming it, dlopen's reason and the package,
     /// not a crash at start-up (natlab is not linked against it).
@@ -29,6 +29,7 @@ import Glibc
     }
 }
 
+/// Pure parts: no root, no namespaces.
 @Suite struct ErrorTests {
     @Test func systemErrorReadsLikeASentence() {
         let error = LinuxNetworkingError.system(call: "create network namespace", errno: .fileExists,
