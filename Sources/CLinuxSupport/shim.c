@@ -356,7 +356,6 @@ pid_t cls_netfilter_closer_start(int *release_fd, void **stack_out) {
     return pid;
 }
 
-
 /* Waits for processes that need not be the caller's children (pidfd_open + poll). */
 #include <poll.h>
 #include <time.h>

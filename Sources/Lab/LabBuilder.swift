@@ -47,28 +47,14 @@ struct LabBuilder: Sendable {
             // All at once, half on each worker (the kernel creates namespaces in parallel); all or
             // nothing, so only a success adds to `created`.
             try checkInterrupt()
-            let names = nodes.map(namespace)
-            do {
-                try Timing.measure("create \(names.count) namespaces on 2 threads") {
-                    try NetworkNamespace.create(names: names, workers: [worker, rulesetWorker])
-                }
-            } catch {
-                let failed = Self.node(namedIn: "\(error)", among: nodes, namespace: namespace) ?? nodes[0]
-                throw LabError.step(.createNamespace(node: failed), namespace: namespace(failed), cause: error)
-            }
-            names.forEach(created)
+            try createNamespaces(nodes, on: [worker, rulesetWorker])
+            nodes.map(namespace).forEach(created)
         } else {
             // One by one: the test hook pauses between namespaces.
             for node in nodes {
                 try checkInterrupt()
                 if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
-                do {
-                    try Timing.measure("create namespace \(namespace(node))") {
-                        try NetworkNamespace.create(name: namespace(node), worker: worker)
-                    }
-                } catch {
-                    throw LabError.step(.createNamespace(node: node), namespace: namespace(node), cause: error)
-                }
+                try createNamespaces([node], on: [worker])
                 created(namespace(node))
             }
         }
@@ -97,6 +83,19 @@ struct LabBuilder: Sendable {
             try configure(groups, on: worker)
         }
         try checkInterrupt()
+    }
+
+    /// `nodes`' namespaces, over `workers` at once; all or nothing. A failure is reported against the
+    /// node its error names (the only one, when there is one).
+    private func createNamespaces(_ nodes: [String], on workers: [NamespaceWorker]) throws {
+        let names = nodes.map(namespace)
+        do {
+            let what = names.count == 1 ? "create namespace \(names[0])" : "create \(names.count) namespaces on \(workers.count) threads"
+            try Timing.measure(what) { try NetworkNamespace.create(names: names, workers: workers) }
+        } catch {
+            let failed = Self.node(namedIn: "\(error)", among: nodes, namespace: namespace) ?? nodes[0]
+            throw LabError.step(.createNamespace(node: failed), namespace: namespace(failed), cause: error)
+        }
     }
 
     private func configure(_ groups: [[BuildStep]], on worker: NamespaceWorker) throws {

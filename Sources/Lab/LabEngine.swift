@@ -54,11 +54,10 @@ public final class LabEngine {
     @discardableResult
     static func warmUpRecordEncoding() -> Int {
         guard let topology = try? TopologyLoader.parse(warmUpTopology, file: "(warm-up)") else { return 0 }
-        var plan = Planner.plan(topology)
-        plan.steps = []
-        let record = LabRecord(name: "warm-up", state: .building, topologyFile: "", ownerPID: 0, created: Date(),
-                               buildMilliseconds: 0, plan: plan,
-                               roles: [RoleProcess(node: "host", argv: ["natlab"], pid: 0, log: "")])
+        // The same record a build writes, first and last (with its build time and roles).
+        var record = LabRecord.building("warm-up", from: Planner.plan(topology), topologyFile: "")
+        record.buildMilliseconds = 0
+        record.roles = [RoleProcess(node: "host", argv: ["natlab"], pid: 0, log: "")]
         return (try? LabStore.encoder.encode(record))?.count ?? 0
     }
 
@@ -109,13 +108,7 @@ public final class LabEngine {
                 return (collected, try store.createLab(name))
             }
         }
-        // The record keeps the nodes, not the build steps: they were the builder's input, nothing reads
-        // them back, and they are most of the record's first JSON encoding (an enum of eight cases,
-        // rulesets as text): 1–1.5 ms of every `up`. `natlab up --emit-shell` shows them.
-        var stored = plan
-        stored.steps = []
-        var record = LabRecord(name: name, state: .building, topologyFile: topologyFile,
-                               ownerPID: getpid(), created: Date(), buildMilliseconds: nil, plan: stored, roles: nil)
+        var record = LabRecord.building(name, from: plan, topologyFile: topologyFile)
         var created: [String] = []
         // The build's netfilter sockets, closed once the roles have started and without waiting for
         // nf_tables' clean-up of the commits (NetfilterSockets); on failure, by deinit.
