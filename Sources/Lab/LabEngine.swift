@@ -90,18 +90,18 @@ public final class LabEngine {
     /// Builds a lab and leaves it to the caller's `state` (`.up` for `natlab up`).
     /// Collects stale labs first. On any failure or signal, removes everything it made and throws.
     /// Without `roles`, the nodes' `run:` roles are not started (`natlab up --no-roles`).
-    public func up(plan: LabPlan, name: String, topologyFile: String,
-                   state: LabRecord.State = .up, roles: Bool = true) throws -> (LabRecord, Collection) {
-        let (record, collected, lock) = try build(plan: plan, name: name, topologyFile: topologyFile, state: state,
-                                                  roles: roles)
-        lock.unlock()
-        return (record, collected)
+    /// Also returns the record's JSON as written to the lab's directory (`LabStore.encoder`).
+    public func up(plan: LabPlan, name: String, topologyFile: String, state: LabRecord.State = .up,
+                   roles: Bool = true) throws -> (record: LabRecord, collected: Collection, json: Data) {
+        let built = try build(plan: plan, name: name, topologyFile: topologyFile, state: state, roles: roles)
+        built.lock.unlock()
+        return (built.record, built.collected, built.json)
     }
 
     /// `up`, returning the lab's lock still held: an owned lab (`natlab run`) keeps it for its life,
     /// so no `gc` ever takes it for a dead one.
-    func build(plan: LabPlan, name: String, topologyFile: String,
-               state: LabRecord.State, roles: Bool = true) throws -> (LabRecord, Collection, FileLock) {
+    func build(plan: LabPlan, name: String, topologyFile: String, state: LabRecord.State,
+               roles: Bool = true) throws -> (record: LabRecord, collected: Collection, lock: FileLock, json: Data) {
         if let why = LabNaming.problem(withLabName: name) { throw LabError.invalidName(why) }
         // Resolved even when not started: a bad `${node.address}` is bad input either way.
         let resolved = try RoleLauncher.commands(in: plan)
@@ -121,6 +121,7 @@ public final class LabEngine {
         // The build's netfilter sockets, closed once the roles have started and without waiting for
         // nf_tables' clean-up of the commits (NetfilterSockets); on failure, by deinit.
         let netfilter = NetfilterSockets()
+        let json: Data
         do {
             try Timing.measure("write record and journal") {
                 try store.write(record)
@@ -136,7 +137,7 @@ public final class LabEngine {
             Timing.measure("close netfilter sockets") { netfilter.close() }
             if let sig = Interrupts.pending { throw LabError.interrupted(signal: sig) }
             record.state = state
-            try Timing.measure("write record") { try store.write(record) }
+            json = try Timing.measure("write record") { try store.write(record) }
         } catch {
             // Only what this run created: a name clash must not delete somebody else's namespace.
             removeNamespaces(created)
@@ -144,7 +145,7 @@ public final class LabEngine {
             lock.unlock()
             throw error
         }
-        return (record, collected, lock)
+        return (record, collected, lock, json)
     }
 
     /// Removes a lab: stops its processes, deletes its namespaces, forgets it.

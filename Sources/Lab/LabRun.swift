@@ -52,7 +52,7 @@ extension LabEngine {
         let prepared = Self.withRendezvous(topology)
         let plan = Planner.plan(prepared)
         let name = options.name ?? "\(String(topology.name.prefix(18)))-\(String(format: "%04x", UInt16.random(in: 0...UInt16.max)))"
-        let (record, _, lock) = try build(plan: plan, name: name, topologyFile: file, state: .owned)
+        let (record, _, lock, _) = try build(plan: plan, name: name, topologyFile: file, state: .owned)
         progress("lab \(name) up in \(String(format: "%.1f", record.buildMilliseconds ?? 0)) ms")
         var report = RunReport(lab: name, topologyFile: file, buildMilliseconds: record.buildMilliseconds, results: [], kept: false)
         // The lab is this process's: `down` at the end, `gc` after a kill -9 (state owned, lock gone).

@@ -75,7 +75,9 @@ public struct LabStore: Sendable {
         return try? Self.decoder.decode(LabRecord.self, from: data)
     }
 
-    public func write(_ record: LabRecord) throws {
+    /// Writes the record and returns the JSON it wrote (what `natlab up --json` prints).
+    @discardableResult
+    public func write(_ record: LabRecord) throws -> Data {
         let data = try Self.encoder.encode(record)
         let path = recordPath(of: record.name)
         // Write-then-rename: a reader never sees half a record. No fsync (Foundation's Data.write does
@@ -92,6 +94,7 @@ public struct LabStore: Sendable {
         guard rename(path + ".tmp", path) == 0 else {
             throw LabError.state("cannot write \(path): \(String(cString: strerror(errno)))")
         }
+        return data
     }
 
     /// Appends names to the journal; called before the objects exist.
@@ -149,9 +152,12 @@ public struct LabStore: Sendable {
         return lock
     }
 
-    static let encoder: JSONEncoder = {
+    /// The one JSON shape natlab writes and prints (records, `--json` reports): pretty-printed with
+    /// sorted keys, so that `up --json` prints the very bytes the record file holds instead of
+    /// encoding the record a second time, and the file reads well.
+    public static let encoder: JSONEncoder = {
         let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys]   // compact: read by natlab, not people (`natlab status --json` is)
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
         e.dateEncodingStrategy = .iso8601
         return e
     }()

@@ -63,11 +63,9 @@ enum RoleTable {
 }
 
 enum Report {
+    /// Pretty-printed, sorted keys: the same encoder as the lab records (`LabStore.encoder`).
     static func json<T: Encodable>(_ value: T) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.dateEncodingStrategy = .iso8601
-        return String(decoding: try encoder.encode(value), as: UTF8.self)
+        String(decoding: try LabStore.encoder.encode(value), as: UTF8.self)
     }
 
     static func collection(_ c: LabEngine.Collection) -> String {

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Topology
 @testable import Lab
@@ -31,6 +32,21 @@ struct LabBuilderOrderTests {
         // If the schema drifts, the warm-up's `try?` would silently do nothing: the speed-up would be
         // lost without any failure. A record of three nodes and a role is well over 1 KB of JSON.
         #expect(LabEngine.warmUpRecordEncoding() > 1000)
+    }
+
+    @Test("a record write returns the bytes of the file: pretty JSON (what `up --json` prints) that reads back as the record")
+    func recordWriteReturnsTheFileBytes() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("natlab-store-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createDirectory(atPath: root + "/labs/t", withIntermediateDirectories: true)
+        let store = LabStore(root: root)
+        let plan = Planner.plan(try TopologyLoader.load(path: Harness.topology("two-homes.yaml")))
+        let record = LabRecord.building("t", from: plan, topologyFile: "/x.yaml")
+        let written = try store.write(record)
+        #expect(FileManager.default.contents(atPath: root + "/labs/t/lab.json") == written)
+        #expect(written == (try LabStore.encoder.encode(record)))
+        #expect(String(decoding: written, as: UTF8.self).contains("\n  \"name\" : \"t\""))
+        #expect(store.record(of: "t")?.namespaces == record.namespaces)
     }
 
     @Test("the configuration queue: a node's group depends on the groups that create its veths' far ends")
