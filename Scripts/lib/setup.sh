@@ -62,9 +62,11 @@ natlab_build() {
     # It also links libstdc++ statically (the Swift runtime is C++): loading libstdc++.so cost every
     # natlab process ~0.75 ms at start (C "hello" with and without it: 1.67 vs 0.93 ms), the roles too
     # (`Scripts/bench ab`, two-homes `up`: -2.7 ms; --no-roles: -1.2 ms), 2026-11-29.
+    # And without SwiftPM's RUNPATH $ORIGIN: the binary needs no library of its own directory, but the
+    # dynamic loader looked there first, 49 failed openat/stat calls into .build per start.
     local static=()
     if [ "$config" = release ]; then
-        static=(--static-swift-stdlib -Xlinker --no-pie -Xlinker --no-export-dynamic)
+        static=(--static-swift-stdlib --disable-local-rpath -Xlinker --no-pie -Xlinker --no-export-dynamic)
         local cxx; cxx=$(natlab_static_libstdcxx_dir) && static+=(-Xswiftc "-L$cxx")
     fi
     (cd "$NATLAB_ROOT" && swift build -c "$config" --product natlab "${static[@]}" >&2)
