@@ -158,12 +158,23 @@ public struct LabStore: Sendable {
     public static let encoder: JSONEncoder = {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        e.dateEncodingStrategy = .iso8601
+        e.dateEncodingStrategy = .custom { date, encoder in   // as `.iso8601`, without ICU (RecordTime)
+            var container = encoder.singleValueContainer()
+            try container.encode(RecordTime.format(date))
+        }
         return e
     }()
     static let decoder: JSONDecoder = {
         let d = JSONDecoder()
-        d.dateDecodingStrategy = .iso8601
+        d.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard let date = RecordTime.parse(text) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription:
+                    "expected a UTC time like 2026-11-29T19:10:29Z, found \(text)")
+            }
+            return date
+        }
         return d
     }()
 }
