@@ -31,54 +31,6 @@ public final class LabEngine {
         return w
     }
 
-    /// Starts what a build will need on a thread of its own, while the caller is still parsing its
-    /// command line and the topology on one core of a machine that has two: opening libnftables, then
-    /// the first JSON encoding of a record (with Yams' and the planner's first use on the way).
-    /// Nothing it does is visible outside the process, so calling it for a command line that turns
-    /// out to be bad costs only the idle core's time. Once per process; later calls do nothing.
-    public static func prepareBuild() {
-        _ = preparation
-    }
-
-    private static let preparation: Void = {
-        // A plain pthread: Foundation's `Thread` costs the calling thread ~0.5 ms the first time
-        // (its class and run-loop machinery), on the very core this preparation is meant to spare.
-        var thread = pthread_t()
-        guard pthread_create(&thread, nil, { _ in
-            // libnftables first: dlopen holds glibc's TLS lock while it loads, and every
-            // pthread_create waits for that lock. Opened last, it was still loading when the build
-            // created its namespace workers, and held the main thread up by 0.6-1.2 ms.
-            NFTables.preload()
-            warmUpRecordEncoding()
-            return nil
-        }, nil) == 0 else { return }   // no thread: the build simply finds nothing warm
-        pthread_detach(thread)
-    }()
-
-    /// Encodes the record of a small built-in lab once and throws it away. The first JSON encoding of
-    /// a record in a process costs ~1 ms more than the next (type metadata, protocol-conformance
-    /// look-ups, all cached process-wide); done here, the build's own first record does not pay it.
-    /// Returns the encoded size (0 if the built-in topology no longer parses: a test guards that).
-    @discardableResult
-    static func warmUpRecordEncoding() -> Int {
-        guard let topology = try? TopologyLoader.parse(warmUpTopology, file: "(warm-up)") else { return 0 }
-        // The same record a build writes, first and last (with its build time and roles).
-        var record = LabRecord.building("warm-up", from: Planner.plan(topology), topologyFile: "")
-        record.buildMilliseconds = 0
-        record.roles = [RoleProcess(node: "host", argv: ["natlab"], pid: 0, log: "")]
-        return (try? LabStore.encoder.encode(record))?.count ?? 0
-    }
-
-    /// One of each kind of node a record describes: a NAT router, a host behind it, a public host.
-    private static let warmUpTopology = """
-        name: warm-up
-        routers:
-          home: { nat: port-restricted-cone }
-        hosts:
-          host: { attach: home, run: agent }
-          server: { attach: internet, run: stun-server }
-        """
-
     /// What `gc` removed.
     public struct Collection: Sendable {
         public var labs: [String] = []

@@ -35,14 +35,17 @@ struct NatLab: ParsableCommand {
 }
 
 extension NatLab {
-    /// ArgumentParser's entry point, after one look at the command name: `up` and `run` build a lab,
-    /// so their preparation starts now on the second core (`LabEngine.prepareBuild`: no effect outside
-    /// the process, so `up --help` or a bad option loses nothing), while ArgumentParser spends 2–3 ms
-    /// of the first reading the command line. The root command has no options of its own, so the
-    /// command is the first argument.
+    /// ArgumentParser's entry point, after one look at the command line: `up` and `run` build a lab,
+    /// so their preparation starts now on the second core (`BuildPreparation`: no effect outside the
+    /// process, so `up --help` or a bad option loses nothing), while ArgumentParser spends 2–3 ms of
+    /// the first reading the command line. The root command has no options of its own, so the
+    /// command is the first argument. The one argument that names a YAML file is loaded ahead too;
+    /// the command uses that load only if ArgumentParser gives it the very same path.
     static func main() {
-        if let command = CommandLine.arguments.dropFirst().first, command == "up" || command == "run" {
-            LabEngine.prepareBuild()
+        let arguments = CommandLine.arguments.dropFirst()
+        if let command = arguments.first, command == "up" || command == "run" {
+            let files = arguments.dropFirst().filter { !$0.hasPrefix("-") && ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) }
+            BuildPreparation.start(topologyFile: files.count == 1 ? files.first : nil)
         }
         main(nil)
     }

@@ -48,7 +48,7 @@ struct Run: ParsableCommand {
         try reportingErrors {
             try requireRoot("run")
             // Every file is read and checked before the first lab is built.
-            let topologies = try files.map { ($0, try loadTopology($0)) }
+            let topologies = try files.map { ($0, try loadTopology($0, prepared: BuildPreparation.topology(at: $0))) }
             for (file, topology) in topologies where topology.checks.isEmpty {
                 throw LabError.invalidTopology(TopologyError(diagnostics: [
                     Diagnostic(file: file, line: 1, column: 1, message: "no `checks:`: nothing for natlab run to do"),

@@ -38,10 +38,11 @@ struct Up: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let topology = try Timing.measure("load and check the topology") { try loadTopology(file) }
+            let prepared = BuildPreparation.topology(at: file)
+            let topology = try Timing.measure("load and check the topology") { try loadTopology(file, prepared: prepared) }
             let labName = name ?? topology.name
             if let why = LabNaming.problem(withLabName: labName) { throw LabError.invalidName(why) }
-            let plan = Timing.measure("plan") { Planner.plan(topology) }
+            let plan = Timing.measure("plan") { prepared?.plan ?? Planner.plan(topology) }
             if emitShell {
                 print(ShellScript.render(plan) { LabNaming.shellNamespace(lab: labName, node: $0) }, terminator: "")
                 return
@@ -76,9 +77,11 @@ struct Up: ParsableCommand {
     }
 }
 
-/// Loads and validates a topology file; every problem becomes one bad-input error.
-func loadTopology(_ file: String) throws(LabError) -> Topology {
-    do { return try TopologyLoader.load(path: file) } catch { throw LabError.invalidTopology(error) }
+/// Loads and validates a topology file; every problem becomes one bad-input error. `prepared`: the
+/// load `BuildPreparation` made of this very file ahead of the command, if any.
+func loadTopology(_ file: String, prepared: TopologyPrefetch.Loaded? = nil) throws(LabError) -> Topology {
+    let loaded = prepared?.topology ?? Result { () throws(TopologyError) -> Topology in try TopologyLoader.load(path: file) }
+    do { return try loaded.get() } catch { throw LabError.invalidTopology(error) }
 }
 
 func absolutePath(_ path: String) -> String {

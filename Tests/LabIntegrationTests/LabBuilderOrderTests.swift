@@ -31,7 +31,7 @@ struct LabBuilderOrderTests {
     func warmUpEncodesARecord() throws {
         // If the schema drifts, the warm-up's `try?` would silently do nothing: the speed-up would be
         // lost without any failure. A record of three nodes and a role is well over 1 KB of JSON.
-        #expect(LabEngine.warmUpRecordEncoding() > 1000)
+        #expect(BuildPreparation.warmUpRecordEncoding() > 1000)
     }
 
     @Test("a record write returns the bytes of the file: pretty JSON (what `up --json` prints) that reads back as the record")
