@@ -145,9 +145,10 @@ public enum NATRuleset {
 
     /// Entries each learned map/set may hold. nft's default for a dynamic set is 65535, and the kernel
     /// sizes the hash table from it up front: loading a NAT ruleset into a fresh namespace took
-    /// ~6.6 ms with 65535 and ~1 ms with 16384 in a bare libnftables loop (Linux 6.18). Inside a lab
-    /// build the load still takes 14–26 ms for reasons not found yet (NATLAB_TIMING=1 shows it).
-    /// 16384 concurrent mappings per router is far more than a lab LAN makes.
+    /// ~6.6 ms with 65535 and ~1 ms with 16384 in a bare libnftables loop (Linux 6.18); even so the
+    /// kernel clears 256 KB of hash buckets per map. 16384 concurrent mappings per router is far more
+    /// than a lab LAN makes, and fewer could silently stop a busy NAT from learning mappings (a full
+    /// dynamic set refuses the update).
     public static let mappingTableSize = 16384
 
     struct Script {
