@@ -7,7 +7,7 @@ import LinuxNetworking
 import Topology
 
 /// What a build will need, done on the second core while the first is still reading the command
-/// line (ArgumentParser keeps it busy for 2–3 ms): opening libnftables, loading the topology file
+/// line (ArgumentParser keeps it busy for ~2 ms): opening libnftables, loading the topology file
 /// the command line names, and the first JSON encoding of a record. Nothing here is visible outside
 /// the process, so starting it for a command line that turns out to be bad costs only the idle
 /// core's time.
@@ -32,7 +32,7 @@ public enum BuildPreparation {
     private static func prepare() {
         // libnftables first: dlopen holds glibc's TLS lock while it loads, and every pthread_create
         // waits for that lock. Opened last, it was still loading when the build created its
-        // namespace workers, and held the main thread up by 0.6-1.2 ms.
+        // namespace workers, and held the main thread up by 0.6-1.6 ms.
         NFTables.preload()
         warmUpRecordEncoding(prefetch.load())
     }
@@ -140,6 +140,7 @@ public final class TopologyPrefetch: Sendable {
         case .loadYourself: return nil
         case .wait:
             done.wait()
+            done.signal()   // for any other caller waiting on the same load
             return state.withLock { state in
                 if case .loaded(let expected, let loaded) = state, expected == path { return loaded }
                 return nil
