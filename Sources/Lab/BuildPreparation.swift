@@ -20,6 +20,16 @@ public enum BuildPreparation {
         if !startThread() { prefetch.expect(nil) }   // no thread: the caller loads its file itself
     }
 
+    /// For `down`: the first decoding and encoding of a record (`down` reads the lab's record and
+    /// writes it back as tearing down), done on the spare core while ArgumentParser reads the command
+    /// line. Once per process, and not with `start`.
+    public static func startTeardown() {
+        guard startOnce.withLock({ started in defer { started = true }; return !started }) else { return }
+        var thread = pthread_t()
+        guard pthread_create(&thread, nil, { _ in BuildPreparation.warmUpRecordCoding(); return nil }, nil) == 0 else { return }
+        pthread_detach(thread)
+    }
+
     private static func startThread() -> Bool {
         // A plain pthread: Foundation's `Thread` costs the calling thread ~0.5 ms the first time
         // (its class and run-loop machinery), on the very core this preparation is meant to spare.
@@ -62,6 +72,15 @@ public enum BuildPreparation {
         record.buildMilliseconds = 0
         record.roles = [RoleProcess(node: "host", argv: ["natlab"], pid: 0, log: "")]
         return (try? LabStore.encoder.encode(record))?.count ?? 0
+    }
+
+    /// The built-in lab's record encoded and decoded back; true if it came back whole.
+    @discardableResult
+    static func warmUpRecordCoding() -> Bool {
+        guard let plan = (try? TopologyLoader.parse(warmUpTopology, file: "(warm-up)")).map(Planner.plan),
+              let data = try? LabStore.encoder.encode(LabRecord.building("warm-up", from: plan, topologyFile: "")),
+              let back = try? LabStore.decoder.decode(LabRecord.self, from: data) else { return false }
+        return back.plan.nodes.count == plan.nodes.count
     }
 
     /// One of each kind of node a record describes: a NAT router, a host behind it, a public host.

@@ -40,12 +40,15 @@ extension NatLab {
     /// process, so `up --help` or a bad option loses nothing), while ArgumentParser spends 2–3 ms of
     /// the first reading the command line. The root command has no options of its own, so the
     /// command is the first argument. The one argument that names a YAML file is loaded ahead too;
-    /// the command uses that load only if ArgumentParser gives it the very same path.
+    /// the command uses that load only if ArgumentParser gives it the very same path. `down` warms up
+    /// the reading and writing of a record the same way.
     static func main() {
         let arguments = CommandLine.arguments.dropFirst()
         if let command = arguments.first, command == "up" || command == "run" {
             let files = arguments.dropFirst().filter { !$0.hasPrefix("-") && ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) }
             BuildPreparation.start(topologyFile: files.count == 1 ? files.first : nil)
+        } else if arguments.first == "down" {
+            BuildPreparation.startTeardown()
         }
         main(nil)
     }

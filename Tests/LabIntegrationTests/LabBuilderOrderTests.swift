@@ -32,6 +32,7 @@ struct LabBuilderOrderTests {
         // If the schema drifts, the warm-up's `try?` would silently do nothing: the speed-up would be
         // lost without any failure. A record of three nodes and a role is well over 1 KB of JSON.
         #expect(BuildPreparation.warmUpRecordEncoding() > 1000)
+        #expect(BuildPreparation.warmUpRecordCoding(), "the warm-up of `down` decodes what it encoded")
     }
 
     @Test("a record write returns the bytes of the file: pretty JSON (what `up --json` prints) that reads back as the record")
