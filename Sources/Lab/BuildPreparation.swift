@@ -25,16 +25,18 @@ public enum BuildPreparation {
     /// line. Once per process, and not with `start`.
     public static func startTeardown() {
         guard startOnce.withLock({ started in defer { started = true }; return !started }) else { return }
-        var thread = pthread_t()
-        guard pthread_create(&thread, nil, { _ in BuildPreparation.warmUpRecordCoding(); return nil }, nil) == 0 else { return }
-        pthread_detach(thread)
+        _ = detachedThread { _ in BuildPreparation.warmUpRecordCoding(); return nil }
     }
 
     private static func startThread() -> Bool {
-        // A plain pthread: Foundation's `Thread` costs the calling thread ~0.5 ms the first time
-        // (its class and run-loop machinery), on the very core this preparation is meant to spare.
+        detachedThread { _ in BuildPreparation.prepare(); return nil }
+    }
+
+    /// A plain pthread: Foundation's `Thread` costs the calling thread ~0.5 ms the first time (its
+    /// class and run-loop machinery), on the very core the preparation is meant to spare.
+    private static func detachedThread(_ body: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?) -> Bool {
         var thread = pthread_t()
-        guard pthread_create(&thread, nil, { _ in BuildPreparation.prepare(); return nil }, nil) == 0 else { return false }
+        guard pthread_create(&thread, nil, body, nil) == 0 else { return false }
         pthread_detach(thread)
         return true
     }
