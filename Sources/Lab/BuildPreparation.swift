@@ -15,7 +15,7 @@ public enum BuildPreparation {
     /// Starts the preparation on a thread of its own; `topologyFile` is the file the command line
     /// seems to name (nil: none). Once per process; later calls do nothing.
     public static func start(topologyFile: String?) {
-        guard startOnce.withLock({ started in defer { started = true }; return !started }) else { return }
+        guard isFirstStart() else { return }
         prefetch.expect(topologyFile)
         if !startThread() { prefetch.expect(nil) }   // no thread: the caller loads its file itself
     }
@@ -24,8 +24,12 @@ public enum BuildPreparation {
     /// writes it back as tearing down), done on the spare core while ArgumentParser reads the command
     /// line. Once per process, and not with `start`.
     public static func startTeardown() {
-        guard startOnce.withLock({ started in defer { started = true }; return !started }) else { return }
+        guard isFirstStart() else { return }
         _ = detachedThread { _ in BuildPreparation.warmUpRecordCoding(); return nil }
+    }
+
+    private static func isFirstStart() -> Bool {
+        startOnce.withLock { started in defer { started = true }; return !started }
     }
 
     private static func startThread() -> Bool {
@@ -66,23 +70,27 @@ public enum BuildPreparation {
     /// parses: a test guards that).
     @discardableResult
     static func warmUpRecordEncoding(_ plan: LabPlan? = nil) -> Int {
+        warmUpRecord(plan)?.count ?? 0
+    }
+
+    /// `warmUpRecordEncoding` of the built-in lab, then its decoding; true if it came back whole.
+    @discardableResult
+    static func warmUpRecordCoding() -> Bool {
+        guard let data = warmUpRecord(nil), let back = try? LabStore.decoder.decode(LabRecord.self, from: data) else {
+            return false
+        }
+        return back.name == "warm-up" && !back.plan.nodes.isEmpty && back.roles?.count == 1
+    }
+
+    private static func warmUpRecord(_ plan: LabPlan?) -> Data? {
         guard let plan = plan ?? (try? TopologyLoader.parse(warmUpTopology, file: "(warm-up)")).map(Planner.plan) else {
-            return 0
+            return nil
         }
         // The same record a build writes, first and last (with its build time and roles).
         var record = LabRecord.building("warm-up", from: plan, topologyFile: "")
         record.buildMilliseconds = 0
         record.roles = [RoleProcess(node: "host", argv: ["natlab"], pid: 0, log: "")]
-        return (try? LabStore.encoder.encode(record))?.count ?? 0
-    }
-
-    /// The built-in lab's record encoded and decoded back; true if it came back whole.
-    @discardableResult
-    static func warmUpRecordCoding() -> Bool {
-        guard let plan = (try? TopologyLoader.parse(warmUpTopology, file: "(warm-up)")).map(Planner.plan),
-              let data = try? LabStore.encoder.encode(LabRecord.building("warm-up", from: plan, topologyFile: "")),
-              let back = try? LabStore.decoder.decode(LabRecord.self, from: data) else { return false }
-        return back.plan.nodes.count == plan.nodes.count
+        return try? LabStore.encoder.encode(record)
     }
 
     /// One of each kind of node a record describes: a NAT router, a host behind it, a public host.

@@ -29,9 +29,10 @@ public enum NFTables {
         try execute(command, dryRun: false)
     }
 
-    /// Opens libnftables now instead of at the first ruleset. A build calls this from a spare thread
-    /// as it starts, so that loading the library and its five dependencies (~0.65 ms) overlaps the
-    /// topology parsing instead of delaying the first ruleset. Errors are reported by that ruleset.
+    /// Opens libnftables now instead of at the first ruleset. `up` and `run` call this first thing on
+    /// a spare thread, so that loading the library and its five dependencies (~0.65 ms) overlaps the
+    /// reading of the command line instead of delaying the first ruleset. Errors are reported by that
+    /// ruleset.
     public static func preload() {
         _ = LibNFTables.shared
     }
