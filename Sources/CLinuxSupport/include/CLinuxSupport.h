@@ -87,9 +87,11 @@ int cls_conntrack_flush(int *keep_fd);
  * the process's earlier commits (an RCU grace period, ~20 ms after the last commit). To close its
  * sockets without that wait, a process starts a child holding a copy of each of them (found through
  * /proc/self/fd), closes its own copies (not the last references: instant), then closes *release_fd:
- * the child exits and its exit does the waiting. The child shares the caller's memory (CLONE_VM) and
- * runs on *stack_out, a mapping of cls_netfilter_closer_stack_size() bytes: unmap it only once the
- * child is reaped (or never). Returns the child's pid (reap it, or leave it to init once the caller
+ * the child closes its copies, which does the waiting, then stays until the caller has exited (at most
+ * 200 ms more) and exits. The child shares the caller's memory (CLONE_VM): while it lives, the
+ * caller's exit is not the last user of that memory, so the tear-down of the address space is the
+ * child's, after the caller's exit has been reported to whoever waits for it. It runs on *stack_out, a
+ * mapping of cls_netfilter_closer_stack_size() bytes: unmap it only once the child is reaped (or never). Returns the child's pid (reap it, or leave it to init once the caller
  * exits), 0 when the process has no netfilter socket, or -errno.
  */
 pid_t cls_netfilter_closer_start(int *release_fd, void **stack_out);
