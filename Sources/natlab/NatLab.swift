@@ -1,13 +1,20 @@
 import ArgumentParser
 import Foundation
 import Lab
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
 @main
 struct NatLab: ParsableCommand {
-    static let configuration = CommandConfiguration(
+    /// `fullConfiguration`, or while `QuickParse` parses, the same with ArgumentParser's check for
+    /// `--generate-completion-script` turned off.
+    static var configuration: CommandConfiguration {
+        QuickParse.active.load(ordering: .relaxed) ? QuickParse.configuration : fullConfiguration
+    }
+
+    static let fullConfiguration = CommandConfiguration(
         commandName: "natlab",
         abstract: "Real NAT labs on one Linux kernel: network namespaces, veth, bridges and nftables NAT built from a YAML topology.",
         discussion: """
@@ -50,7 +57,44 @@ extension NatLab {
         } else if arguments.first == "down" {
             BuildPreparation.startTeardown()
         }
-        main(nil)
+        if var command = QuickParse.command(CommandLine.arguments.dropFirst()) {
+            do { try command.run() } catch { exit(withError: error) }
+        } else {
+            main(nil)
+        }
+    }
+}
+
+/// The command line read without ArgumentParser's check for `--generate-completion-script`, which
+/// parses the arguments as two extra pseudo-commands and costs every natlab process ~0.5 ms (the
+/// roles' processes too). ArgumentParser skips that check only for a root command that declares
+/// `_superCommandName` (meant for plug-ins of another tool), which also changes every usage line:
+/// so the root has that configuration only while this parse runs, and the result is used only when
+/// it is one of natlab's own commands, parsed and validated. Anything else — a help request, an
+/// error, `--version`, a completion request, or the root alone — is parsed again by
+/// ArgumentParser's own `main`, which prints exactly what it always did.
+enum QuickParse {
+    static let active = Atomic(false)
+    static let configuration: CommandConfiguration = {
+        var quick = NatLab.fullConfiguration
+        quick._superCommandName = "natlab"
+        return quick
+    }()
+
+    static func command(_ arguments: ArraySlice<String>) -> ParsableCommand? {
+        guard !arguments.contains(where: { $0.hasPrefix("--generate-completion-script") }) else { return nil }
+        active.store(true, ordering: .relaxed)
+        defer { active.store(false, ordering: .relaxed) }
+        guard let command = try? NatLab.parseAsRoot(Array(arguments)),
+              isSubcommand(type(of: command), of: NatLab.self) else { return nil }
+        return command
+    }
+
+    /// True for a command below `root` in natlab's tree: not the root, not ArgumentParser's own
+    /// `help`.
+    static func isSubcommand(_ type: ParsableCommand.Type, of root: ParsableCommand.Type) -> Bool {
+        let children = root == NatLab.self ? NatLab.fullConfiguration.subcommands : root.configuration.subcommands
+        return children.contains { $0 == type || isSubcommand(type, of: $0) }
     }
 }
 
