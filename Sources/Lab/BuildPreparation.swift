@@ -45,12 +45,14 @@ public enum BuildPreparation {
         return true
     }
 
-    private static func prepare() {
+    /// Then the thread stays, as the build's second thread (`SpareThread`).
+    private static func prepare() -> Never {
         // libnftables first: dlopen holds glibc's TLS lock while it loads, and every pthread_create
         // waits for that lock. Opened last, it was still loading when the build created its
         // namespace workers, and held the main thread up by 0.6-1.6 ms.
         NFTables.preload()
         warmUpRecordEncoding(prefetch.load())
+        SpareThread.shared.serve()
     }
 
     /// The topology at `path` as `TopologyLoader.load(path:)` returns it, with its plan when it is

@@ -65,7 +65,7 @@ struct LabBuilder: Sendable {
             // caller's clean-up never races a step still running.
             let failures = Mutex<[(any Error)?]>([nil, nil])
             let queue = ConfigurationQueue(others)
-            DispatchQueue.concurrentPerform(iterations: 2) { half in
+            SpareThread.pair { half in
                 do {
                     if half == 0 {
                         try configure(queue, on: worker, take: queue.takeFront)

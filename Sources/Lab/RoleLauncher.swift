@@ -117,7 +117,7 @@ public enum RoleLauncher {
             // NATLAB_TIMING=1), 2.8 ms at once.
             let spawned = Mutex<[Result<pid_t, any Error>?]>(Array(repeating: nil, count: roles.count))
             let toSpawn = roles
-            DispatchQueue.concurrentPerform(iterations: toSpawn.count) { i in
+            let spawn = { @Sendable (i: Int) in
                 let role = toSpawn[i]
                 let path = NetworkNamespace.path(of: LabNaming.namespace(lab: lab, node: role.node))
                 let result = Result { () throws -> pid_t in
@@ -126,6 +126,11 @@ public enum RoleLauncher {
                     }
                 }
                 spawned.withLock { $0[i] = result }
+            }
+            if toSpawn.count == 2 {
+                SpareThread.pair(spawn)   // two-homes' STUN and TURN servers: no libdispatch threads
+            } else {
+                DispatchQueue.concurrentPerform(iterations: toSpawn.count, execute: spawn)
             }
             var failure: (any Error)?
             for (role, result) in zip(roles, spawned.withLock { $0 }) {

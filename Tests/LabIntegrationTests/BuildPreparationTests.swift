@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import Topology
 @testable import Lab
@@ -45,5 +46,40 @@ struct BuildPreparationTests {
 
     static func error(loading path: String) -> TopologyError {
         do { _ = try TopologyLoader.load(path: path); return TopologyError(diagnostics: []) } catch { return error }
+    }
+}
+
+/// The spare thread as the build's second thread (pure: no kernel).
+struct SpareThreadTests {
+    @Test("pair runs its two halves at the same time: through libdispatch without a spare thread, on the spare thread once it waits")
+    func pairRunsBothHalvesAtOnce() throws {
+        let spare = SpareThread()
+        #expect(Self.runBoth(spare) != nil, "fallback: both halves ran, at once")
+
+        let serving = Mutex<pthread_t?>(nil)
+        Thread { serving.withLock { $0 = pthread_self() }; spare.serve() }.start()   // stays for the test process
+        let deadline = Date().addingTimeInterval(5)
+        while !spare.isWaiting, Date() < deadline { usleep(1000) }
+        #expect(spare.isWaiting)
+        let second = try #require(Self.runBoth(spare))
+        #expect(pthread_equal(second, try #require(serving.withLock { $0 })) != 0, "the second half ran on the spare thread")
+        #expect(Self.runBoth(spare) != nil, "and it serves again")
+    }
+
+    /// Runs a pair whose first half waits for the second to start (so they must overlap); returns
+    /// the thread the second half ran on, or nil if the first waited in vain.
+    private static func runBoth(_ spare: SpareThread) -> pthread_t? {
+        let started = DispatchSemaphore(value: 0)
+        let result = Mutex<(overlapped: Bool, second: pthread_t?)>((false, nil))
+        spare.pair { half in
+            if half == 0 {
+                let overlapped = started.wait(timeout: .now() + 5) == .success
+                result.withLock { $0.overlapped = overlapped }
+            } else {
+                result.withLock { $0.second = pthread_self() }
+                started.signal()
+            }
+        }
+        return result.withLock { $0.overlapped ? $0.second : nil }
     }
 }
