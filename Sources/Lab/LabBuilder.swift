@@ -221,7 +221,9 @@ struct LabBuilder: Sendable {
         case .applyNFTables(_, let ruleset):
             try NFTables.apply(ruleset, deferClose: netfilter)
             // P3: entries made before the load keep their old translation and filtering; start clean.
-            try Conntrack.flush(deferClose: netfilter)
+            // The flush walks the kernel's whole conntrack hash, which all namespaces share (~0.2 ms);
+            // a namespace without entries, as every router of a new lab is, has nothing to flush.
+            if Conntrack.count() != 0 { try Conntrack.flush(deferClose: netfilter) }
         }
     }
 }

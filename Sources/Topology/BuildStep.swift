@@ -20,7 +20,9 @@ public enum BuildStep: Sendable, Equatable, Codable {
     /// `ip -n NS route add DEST|default via GATEWAY` (`ip -6` when GATEWAY is IPv6).
     case addRoute(node: String, destination: String?, gateway: String)
     /// `ip netns exec NS nft -f -` with this text, then `ip netns exec NS conntrack -F`: entries made
-    /// before the load would keep their old translation (reference/nat-recipes.md, P3).
+    /// before the load would keep their old translation (reference/nat-recipes.md, P3). natlab skips
+    /// the flush when the namespace has no entry. The planner's text is for a namespace without
+    /// natlab's table (`NATRuleset.renderForNewNamespace`).
     case applyNFTables(node: String, ruleset: String)
 
     public var node: String {

@@ -293,7 +293,7 @@ public enum Planner {
                                                 wanAddresses: addresses[name]!.map(\.description),
                                                 lanSubnets: coveredSubnets(router),
                                                 lanSubnets6: dual ? lanSubnets6(router) : [])
-                if let ruleset = NATRuleset.render(router.nat, context: context) {
+                if let ruleset = NATRuleset.renderForNewNamespace(router.nat, context: context) {
                     steps.append(.applyNFTables(node: name, ruleset: ruleset))
                 }
             }

@@ -45,10 +45,11 @@ struct NATBehaviourTests {
         let file = try NetworkNamespace.open(name: record.namespace(of: "home1"))
 
         // Control: loading the ruleset by itself leaves the entry (and its old translation) in place.
-        try worker.run(in: file) { try NFTables.apply(ruleset) }
+        // (The plan's text is for a new namespace; here the table exists, so replace it.)
+        try worker.run(in: file) { try NFTables.apply("table ip natlab\ndelete table ip natlab\n" + ruleset) }
         #expect(try Self.udpEntries(lab: lab, node: "home1", port: 3478).count == 1, "P3 control: a load alone keeps entries")
 
-        // The build step: load, then flush.
+        // The build step: load, then flush (it flushes because the namespace has an entry).
         try LabBuilder(lab: lab, worker: worker, netfilter: NetfilterSockets()).build([step]) { _ in }
         #expect(try Self.udpEntries(lab: lab, node: "home1", port: 3478).isEmpty, "the entry survived the build step")
         // And the in-process flush works on its own.

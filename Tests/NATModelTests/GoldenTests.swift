@@ -136,6 +136,22 @@ private func profile(_ pairs: KeyValuePairs<String, String>) throws -> NATProfil
         #expect(fw.contains("table inet natlab\ndelete table inet natlab\ntable inet natlab {\n"))
     }
 
+    @Test("for a new namespace: the same script without the two lines that replace an existing table")
+    func rulesetForNewNamespace() throws {
+        for (preset, context) in [("port-restricted-cone", homeDual), ("symmetric", home), ("firewall", home), ("cgnat", poolContext)] {
+            let profile = try NATProfile.parse(preset: preset)
+            let replacing = try #require(NATRuleset.render(profile, context: context))
+            let fresh = try #require(NATRuleset.renderForNewNamespace(profile, context: context))
+            #expect(!fresh.contains("delete table"), "\(preset)")
+            let removed = replacing.split(separator: "\n", omittingEmptySubsequences: false)
+                .filter { !fresh.split(separator: "\n", omittingEmptySubsequences: false).contains($0) }
+            #expect(removed.allSatisfy { $0.hasPrefix("table ") || $0.hasPrefix("delete table ") }, "\(preset): \(removed)")
+            #expect(replacing.replacingOccurrences(of: "delete table", with: "").count > fresh.count)
+            #expect(fresh.components(separatedBy: " {\n").count == replacing.components(separatedBy: " {\n").count)
+        }
+        #expect(NATRuleset.renderForNewNamespace(NATProfile(kind: .none), context: home) == nil)
+    }
+
     @Test func contextProblems() throws {
         let nat = try NATProfile.parse(preset: "cgnat")
         func problems(_ addrs: [String], wan: String = "wan") -> [String] {
