@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
 import LinuxNetworking
 import Topology
 
@@ -86,10 +87,19 @@ public final class LabEngine {
             record.roles = try Timing.measure("start \(roleCommands.count) role processes") {
                 try RoleLauncher.start(roleCommands, lab: name, store: store)
             }
-            Timing.measure("close netfilter sockets") { netfilter.close() }
-            if let sig = Interrupts.pending { throw LabError.interrupted(signal: sig) }
+            // The hand-over of the netfilter sockets and the final record, at once on the two cores.
             record.state = state
-            json = try Timing.measure("write record") { try store.write(record) }
+            let final = record, labs = store
+            let written = Mutex<Result<Data, any Error>?>(nil)
+            SpareThread.pair { half in
+                if half == 0 {
+                    Timing.measure("close netfilter sockets") { netfilter.close() }
+                } else {
+                    written.withLock { $0 = Result { try Timing.measure("write record") { try labs.write(final) } } }
+                }
+            }
+            if let sig = Interrupts.pending { throw LabError.interrupted(signal: sig) }
+            json = try written.withLock { $0! }.get()
         } catch {
             // Only what this run created: a name clash must not delete somebody else's namespace.
             removeNamespaces(created)

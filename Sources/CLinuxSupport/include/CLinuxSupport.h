@@ -91,8 +91,9 @@ int cls_conntrack_flush(int *keep_fd);
  * 200 ms more) and exits. The child shares the caller's memory (CLONE_VM): while it lives, the
  * caller's exit is not the last user of that memory, so the tear-down of the address space is the
  * child's, after the caller's exit has been reported to whoever waits for it. It runs on *stack_out, a
- * mapping of cls_netfilter_closer_stack_size() bytes: unmap it only once the child is reaped (or never). Returns the child's pid (reap it, or leave it to init once the caller
- * exits), 0 when the process has no netfilter socket, or -errno.
+ * mapping of cls_netfilter_closer_stack_size() bytes: unmap it only once the child is reaped (or
+ * never). Returns the child's pid (reap it, or leave it to init once the caller exits), 0 when the
+ * process has no netfilter socket, or -errno.
  */
 pid_t cls_netfilter_closer_start(int *release_fd, void **stack_out);
 size_t cls_netfilter_closer_stack_size(void);
