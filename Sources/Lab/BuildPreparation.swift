@@ -33,7 +33,7 @@ public enum BuildPreparation {
     }
 
     private static func startThread() -> Bool {
-        detachedThread { _ in BuildPreparation.prepare(); return nil }
+        detachedThread { _ in BuildPreparation.prepare() }
     }
 
     /// A plain pthread: Foundation's `Thread` costs the calling thread ~0.5 ms the first time (its

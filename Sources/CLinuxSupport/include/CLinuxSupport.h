@@ -84,7 +84,8 @@ int cls_conntrack_flush(int *keep_fd);
 
 /*
  * Closing the last reference to a bound NETLINK_NETFILTER socket waits until nf_tables has cleaned up
- * the process's earlier commits (an RCU grace period, ~20 ms after the last commit). To close its
+ * the process's earlier commits that deleted or replaced objects (an RCU grace period, ~20 ms after
+ * the last commit). To close its
  * sockets without that wait, a process starts a child holding a copy of each of them (found through
  * /proc/self/fd), closes its own copies (not the last references: instant), then closes *release_fd:
  * the child closes its copies, which does the waiting, then stays until the caller has exited (at most
