@@ -34,7 +34,7 @@ struct LabBuilder: Sendable {
         self.worker = worker
         self.rulesetWorker = rulesetWorker
         self.netfilter = netfilter
-        let ms = ProcessInfo.processInfo.environment["NATLAB_TEST_STEP_DELAY_MS"].flatMap { UInt32($0) } ?? 0
+        let ms = Environment.value("NATLAB_TEST_STEP_DELAY_MS").flatMap { UInt32($0) } ?? 0
         delayBetweenNodes = ms * 1000
     }
 

@@ -57,7 +57,7 @@ public struct LabStore: Sendable {
     public let root: String
 
     public init(root: String? = nil) {
-        self.root = root ?? ProcessInfo.processInfo.environment["NATLAB_STATE_DIR"] ?? "/run/natlab"
+        self.root = root ?? Environment.value("NATLAB_STATE_DIR") ?? "/run/natlab"
     }
 
     var labsDirectory: String { root + "/labs" }

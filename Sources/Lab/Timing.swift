@@ -3,7 +3,7 @@ import Foundation
 /// `NATLAB_TIMING=1`: how long each phase of `up` takes, on stderr — where a slow build spends its
 /// time (namespace set-up, nftables commits, process start). Off by default; costs nothing then.
 public enum Timing {
-    public static let enabled = ProcessInfo.processInfo.environment["NATLAB_TIMING"] == "1"
+    public static let enabled = Environment.value("NATLAB_TIMING") == "1"
 
     static func now() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
 
