@@ -57,7 +57,7 @@ extension NatLab {
         } else if arguments.first == "down" {
             BuildPreparation.startTeardown()
         }
-        if var command = QuickParse.command(CommandLine.arguments.dropFirst()) {
+        if var command = QuickParse.command(arguments) {
             do { try command.run() } catch { exit(withError: error) }
         } else {
             main(nil)
@@ -91,10 +91,9 @@ enum QuickParse {
     }
 
     /// True for a command below `root` in natlab's tree: not the root, not ArgumentParser's own
-    /// `help`.
+    /// `help`. (Both configurations of the root name the same subcommands.)
     static func isSubcommand(_ type: ParsableCommand.Type, of root: ParsableCommand.Type) -> Bool {
-        let children = root == NatLab.self ? NatLab.fullConfiguration.subcommands : root.configuration.subcommands
-        return children.contains { $0 == type || isSubcommand(type, of: $0) }
+        root.configuration.subcommands.contains { $0 == type || isSubcommand(type, of: $0) }
     }
 }
 
