@@ -13,6 +13,11 @@
 # build that starts right after a teardown waits for it. SETTLE (seconds, default 0.5) pauses
 # between commands so each one is measured on a quiet kernel, as in real use; SETTLE=0 measures
 # back-to-back cycles instead.
+#
+# The script's time is mostly process starts (one per command), whose cost drifts with the machine
+# more than natlab's kernel work does, and the ratio with it. So each topology's line also gives the
+# script's number of commands and the median start of `ip -V` (100 spawns around the rounds): a set
+# with a slower ratio and a faster `ip -V` is the machine, not natlab.
 runs=${1:-15}
 python3 - "$bin" "$runs" "$NATLAB_ROOT/Topologies/two-homes.yaml" "$NATLAB_ROOT/Topologies/cgnat.yaml" <<'PY'
 import json, os, statistics, subprocess, sys, tempfile, time
@@ -29,10 +34,19 @@ def timed(cmd):
         sys.exit(f"bench: {' '.join(cmd)} failed:\n{r.stderr}")
     return elapsed, r.stdout
 
+def spawns(n=50):
+    """n starts of `ip -V`, the script's most common program, in ms: the machine's process-start cost."""
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run(["ip", "-V"], stdout=subprocess.DEVNULL)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
 subprocess.run([natlab, "gc"], stdout=subprocess.DEVNULL)
 print(f"natlab {natlab}\nruns per topology: {runs} (medians; wall time includes process start; settle {settle} s)\n")
 print(f"{'topology':<16} {'natlab up':>10} {'(kernel)':>9} {'--no-roles':>11} {'shell up':>10} {'ratio':>7} {'like-for-like':>14}"
-      f"   {'natlab down':>11} {'shell down':>10} {'ratio':>7}")
+      f"   {'natlab down':>11} {'shell down':>10} {'ratio':>7}   {'script':>12} {'ip -V':>7}")
 for f in files:
     name = os.path.basename(f).removesuffix(".yaml")
     lab_nl, lab_sh = "bench-nl", "bench-sh"
@@ -41,6 +55,11 @@ for f in files:
     with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as t:
         t.write(script)
         path = t.name
+    # Commands `up` runs, one process each: its body's lines that start with `ip` (`ip netns exec`
+    # runs sysctl, nft and conntrack in its own place); the rulesets are here-documents.
+    body = script.split("\nup() {\n", 1)[-1].split("\ndown() {\n", 1)[0].splitlines()
+    commands = sum(1 for line in body if line.startswith("  ip "))
+    ip_start = spawns()
     nl_up, nl_kernel, nl_bare, nl_down, sh_up, sh_down = [], [], [], [], [], []
     for _ in range(runs):
         ms, out = timed([natlab, "up", f, "--name", lab_nl, "--json"])
@@ -51,8 +70,10 @@ for f in files:
         sh_up.append(timed(["bash", path, "up"])[0])
         sh_down.append(timed(["bash", path, "down"])[0])
     os.unlink(path)
+    ip_start += spawns()
     m = statistics.median
     print(f"{name:<16} {m(nl_up):>8.1f}ms {m(nl_kernel):>7.1f}ms {m(nl_bare):>9.1f}ms {m(sh_up):>8.1f}ms"
           f" {m(sh_up)/m(nl_up):>6.1f}x {m(sh_up)/m(nl_bare):>13.1f}x"
-          f"   {m(nl_down):>9.1f}ms {m(sh_down):>8.1f}ms {m(sh_down)/m(nl_down):>6.1f}x")
+          f"   {m(nl_down):>9.1f}ms {m(sh_down):>8.1f}ms {m(sh_down)/m(nl_down):>6.1f}x"
+          f"   {commands:>3} commands {m(ip_start):>5.2f}ms")
 PY
