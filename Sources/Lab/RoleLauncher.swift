@@ -111,10 +111,10 @@ public enum RoleLauncher {
                 guard fd >= 0 else { throw LabError.state("cannot open \(log): \(String(cString: strerror(errno)))") }
                 roles.append((node, argv.map { $0.replacingOccurrences(of: rolesDirectoryToken, with: directory) }, log, fd))
             }
-            // All at once, one calling thread each: a spawn suspends only its calling thread until the
-            // program is exec'd. One at a time, the second waited for a core while the first role (a
-            // natlab process too) was starting up: two-homes' two spawns took 5.8 ms (median of 9,
-            // NATLAB_TIMING=1), 2.8 ms at once.
+            // Two at a time, on this thread and the spare one (every other role each): a spawn suspends
+            // only its calling thread until the program is exec'd. One at a time, the second waited for
+            // a core while the first role (a natlab process too) was starting up: two-homes' two spawns
+            // took 5.8 ms (median of 9, NATLAB_TIMING=1), 2.8 ms at once.
             let spawned = Mutex<[Result<pid_t, any Error>?]>(Array(repeating: nil, count: roles.count))
             let toSpawn = roles
             let spawn = { @Sendable (i: Int) in
@@ -127,10 +127,8 @@ public enum RoleLauncher {
                 }
                 spawned.withLock { $0[i] = result }
             }
-            if toSpawn.count == 2 {
-                SpareThread.pair(spawn)   // two-homes' STUN and TURN servers: no libdispatch threads
-            } else {
-                DispatchQueue.concurrentPerform(iterations: toSpawn.count, execute: spawn)
+            SpareThread.pair { half in
+                for i in stride(from: half, to: toSpawn.count, by: 2) { spawn(i) }
             }
             var failure: (any Error)?
             for (role, result) in zip(roles, spawned.withLock { $0 }) {

@@ -2,7 +2,7 @@ import Dispatch
 import Synchronization
 
 /// The thread `BuildPreparation` starts, kept once its preparation is done: it waits for the build's
-/// two-way jobs (the second half of the configuration, the second role's spawn, the final record while
+/// two-way jobs (the second half of the configuration, every other role's spawn, the final record while
 /// the netfilter sockets are handed over) instead of exiting.
 ///
 /// `DispatchQueue.concurrentPerform` started a libdispatch worker thread for those, which in turn
