@@ -48,10 +48,12 @@ natlab_require_swift() {
     return 1
 }
 
-# natlab_build CONFIG: builds bin natlab in CONFIG (debug|release) when missing or older than any source.
+# natlab_build CONFIG: builds bin natlab in CONFIG (debug|release) when missing or older than any source,
+# or than this file (the build's flags are here: a binary built with other flags is stale too).
 natlab_build() {
     local config=$1 bin="$NATLAB_ROOT/.build/$1/natlab"
-    if [ -x "$bin" ] && [ -z "$(find "$NATLAB_ROOT/Sources" "$NATLAB_ROOT/Package.swift" -newer "$bin" -print -quit)" ]; then
+    if [ -x "$bin" ] && [ -z "$(find "$NATLAB_ROOT/Sources" "$NATLAB_ROOT/Package.swift" "$NATLAB_ROOT/Scripts/lib/setup.sh" \
+                                     -newer "$bin" -print -quit)" ]; then
         return 0
     fi
     echo "natlab: building ($config)…" >&2
@@ -84,7 +86,10 @@ natlab_build() {
         static+=(-Xswiftc "-L$dir")
         [ -f "$dir/pkgconfig/libnl-3.0.pc" ] && pkgconfig="$dir/pkgconfig${pkgconfig:+:$pkgconfig}"
     fi
-    (cd "$NATLAB_ROOT" && PKG_CONFIG_PATH="$pkgconfig" swift build -c "$config" --product natlab "${static[@]}" >&2)
+    (cd "$NATLAB_ROOT" && PKG_CONFIG_PATH="$pkgconfig" swift build -c "$config" --product natlab "${static[@]}" >&2) || return
+    # SwiftPM leaves the binary alone when nothing it compiles changed (a comment here, say): newer
+    # than its inputs from now on, or every run would go through SwiftPM's planning again.
+    touch "$bin"
 }
 
 # natlab_static_libs_dir: prints a directory that holds only the static archives the release binary
