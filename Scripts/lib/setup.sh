@@ -90,9 +90,11 @@ natlab_build() {
     # The binary is then written again, in 4 MB writes, and replaces the linker's file. The linker
     # leaves it in the page cache as 4 KB pages; written in large pieces, the kernel keeps it in
     # large folios (ext4, Linux 6.16 and later), and each page fault in natlab's code maps more of it
-    # at once: `natlab --version` took 307 page faults, now 223 (`perf stat -r 50`), `--version` 4.03 ->
-    # 3.50 ms and `validate` 5.37 -> 4.58 ms (300 alternated spawns), `up --no-roles` 1,023 -> 879
-    # faults, 2026-11-30. A `cp` (copy_file_range) keeps the small pages: 298 faults. Also what makes
+    # at once: `natlab --version` took 307 page faults, now 223 (`perf stat -r 50`); against a copy
+    # written in 4 KB writes (306 faults, as the linker's), `--version` 4.19 -> 3.50 ms and `validate`
+    # 5.97 -> 4.90 ms (300 alternated spawns), `up` -2.6 ms with its roles (`Scripts/bench ab`), `up
+    # --no-roles` 1,023 -> 879 faults, 2026-11-30. A `cp` (copy_file_range) keeps the small pages: 298
+    # faults. Also what makes
     # the binary newer than its inputs when SwiftPM had nothing to do (a comment changed here, say),
     # or every run would go through SwiftPM's planning again.
     dd if="$bin" of="$bin.tmp" bs=4M status=none && chmod 755 "$bin.tmp" && mv -f "$bin.tmp" "$bin"
