@@ -94,9 +94,8 @@ natlab_build() {
     # written in 4 KB writes (306 faults, as the linker's), `--version` 4.19 -> 3.50 ms and `validate`
     # 5.97 -> 4.90 ms (300 alternated spawns), `up` -2.6 ms with its roles (`Scripts/bench ab`), `up
     # --no-roles` 1,023 -> 879 faults, 2026-11-30. A `cp` (copy_file_range) keeps the small pages: 298
-    # faults. Also what makes
-    # the binary newer than its inputs when SwiftPM had nothing to do (a comment changed here, say),
-    # or every run would go through SwiftPM's planning again.
+    # faults. The new file is also what makes the binary newer than its inputs when SwiftPM had
+    # nothing to do (a comment changed here, say); else every run would go through SwiftPM again.
     dd if="$bin" of="$bin.tmp" bs=4M status=none && chmod 755 "$bin.tmp" && mv -f "$bin.tmp" "$bin"
 }
 
