@@ -18,9 +18,13 @@
 # more than natlab's kernel work does, and the ratio with it. So each topology's line also gives the
 # script's number of commands and the median start of `ip -V` (100 spawns around the rounds): a set
 # with a slower ratio and a faster `ip -V` is the machine, not natlab.
+#
+# Next to the like-for-like ratio, its 95 % bootstrap interval: the rounds resampled (each round ran
+# both sides), the ratio of medians recomputed 2,000 times. A ratio whose interval straddles a target
+# has not shown it either way; more rounds narrow the interval, not the ratio's drift with the machine.
 runs=${1:-15}
 python3 - "$bin" "$runs" "$NATLAB_ROOT/Topologies/two-homes.yaml" "$NATLAB_ROOT/Topologies/cgnat.yaml" <<'PY'
-import json, os, statistics, subprocess, sys, tempfile, time
+import json, os, random, statistics, subprocess, sys, tempfile, time
 
 natlab, runs, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 settle = float(os.environ.get("SETTLE", "0.5"))
@@ -43,9 +47,16 @@ def spawns(n=50):
         out.append((time.perf_counter() - t) * 1000)
     return out
 
+def interval(num, den, resamples=2000):
+    """95 % bootstrap interval of median(num) / median(den); num[i] and den[i] come from round i."""
+    rng, k, m = random.Random(0), len(num), statistics.median
+    ratios = sorted(m([num[i] for i in pick]) / m([den[i] for i in pick])
+                    for pick in ([rng.randrange(k) for _ in range(k)] for _ in range(resamples)))
+    return ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]
+
 subprocess.run([natlab, "gc"], stdout=subprocess.DEVNULL)
 print(f"natlab {natlab}\nruns per topology: {runs} (medians; wall time includes process start; settle {settle} s)\n")
-print(f"{'topology':<16} {'natlab up':>10} {'(kernel)':>9} {'--no-roles':>11} {'shell up':>10} {'ratio':>7} {'like-for-like':>14}"
+print(f"{'topology':<16} {'natlab up':>10} {'(kernel)':>9} {'--no-roles':>11} {'shell up':>10} {'ratio':>7} {'like-for-like':>14} {'(95 %)':>11}"
       f"   {'natlab down':>11} {'shell down':>10} {'ratio':>7}   {'script':>12} {'ip -V':>7}")
 for f in files:
     name = os.path.basename(f).removesuffix(".yaml")
@@ -72,8 +83,9 @@ for f in files:
     os.unlink(path)
     ip_start += spawns()
     m = statistics.median
+    lo, hi = interval(sh_up, nl_bare)
     print(f"{name:<16} {m(nl_up):>8.1f}ms {m(nl_kernel):>7.1f}ms {m(nl_bare):>9.1f}ms {m(sh_up):>8.1f}ms"
-          f" {m(sh_up)/m(nl_up):>6.1f}x {m(sh_up)/m(nl_bare):>13.1f}x"
+          f" {m(sh_up)/m(nl_up):>6.1f}x {m(sh_up)/m(nl_bare):>13.1f}x {f'{lo:.1f}-{hi:.1f}x':>11}"
           f"   {m(nl_down):>9.1f}ms {m(sh_down):>8.1f}ms {m(sh_down)/m(nl_down):>6.1f}x"
           f"   {commands:>3} commands {m(ip_start):>5.2f}ms")
 PY
