@@ -47,12 +47,12 @@ def spawns(n=50):
         out.append((time.perf_counter() - t) * 1000)
     return out
 
-def interval(num, den, resamples=2000):
+def interval(num, den):
     """95 % bootstrap interval of median(num) / median(den); num[i] and den[i] come from round i."""
-    rng, k, m = random.Random(0), len(num), statistics.median
-    ratios = sorted(m([num[i] for i in pick]) / m([den[i] for i in pick])
-                    for pick in ([rng.randrange(k) for _ in range(k)] for _ in range(resamples)))
-    return ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]
+    rng, m, rounds = random.Random(4787), statistics.median, list(zip(num, den))
+    ratios = sorted(m(n for n, _ in pick) / m(d for _, d in pick)
+                    for pick in (rng.choices(rounds, k=len(rounds)) for _ in range(2000)))
+    return ratios[50], ratios[1949]
 
 subprocess.run([natlab, "gc"], stdout=subprocess.DEVNULL)
 print(f"natlab {natlab}\nruns per topology: {runs} (medians; wall time includes process start; settle {settle} s)\n")
