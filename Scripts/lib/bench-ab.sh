@@ -18,6 +18,7 @@ old=${1:?usage: Scripts/bench ab OLD-BINARY NEW-BINARY [RUNS] [FILE]}
 new=${2:?usage: Scripts/bench ab OLD-BINARY NEW-BINARY [RUNS] [FILE]}
 runs=${3:-21}
 file=${4:-$NATLAB_ROOT/Topologies/two-homes.yaml}
+natlab_keep_in_large_pages "$old" "$new"   # the same page-cache state for both (see setup.sh)
 python3 - "$old" "$new" "$runs" "$file" <<'PY'
 import json, os, random, statistics, subprocess, sys, time
 
