@@ -65,9 +65,18 @@ public struct LabStore: Sendable {
     func recordPath(of lab: String) -> String { directory(of: lab) + "/lab.json" }
     func journalPath(of lab: String) -> String { directory(of: lab) + "/journal" }
 
-    /// Names of every lab with a state directory.
+    /// Names of every lab with a state directory. Plain system calls here and in `withGlobalLock`:
+    /// every `up` runs both on its main thread before building, and `FileManager.default`'s first
+    /// use in a process costs ~0.1 ms.
     public func labNames() -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: labsDirectory)) ?? []).sorted()
+        guard let dir = opendir(labsDirectory) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
     }
 
     public func record(of lab: String) -> LabRecord? {
@@ -118,11 +127,22 @@ public struct LabStore: Sendable {
 
     /// Creates `<root>/labs` and takes the global lock for the duration of `body`.
     public func withGlobalLock<T>(_ body: () throws -> T) throws -> T {
-        try FileManager.default.createDirectory(atPath: labsDirectory, withIntermediateDirectories: true)
+        try makeDirectories(labsDirectory)
         let lock = try FileLock(path: root + "/lock")
         try lock.lock(wait: true)
         defer { lock.unlock() }
         return try body()
+    }
+
+    /// `mkdir -p`: each missing directory of `path`, mode 0755.
+    private func makeDirectories(_ path: String) throws {
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            prefix += "/" + String(part)
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+                throw LabError.state("cannot create \(prefix): \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     /// Creates the lab's directory and returns its lock, taken. Call under the global lock.
