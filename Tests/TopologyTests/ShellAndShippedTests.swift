@@ -138,4 +138,22 @@ func shippedTopologies() throws -> [String] {
             #expect(error.diagnostics.map(\.description) == [topologiesDirectory + "/does-not-exist.yaml:1:1: error: cannot read topology file: no such file"])
         }
     }
+
+    @Test func directoryAndInvalidUTF8AreDiagnostics() throws {
+        do {
+            _ = try TopologyLoader.load(path: topologiesDirectory)
+            Issue.record("should fail")
+        } catch {
+            #expect(error.diagnostics.map(\.description) == [topologiesDirectory + ":1:1: error: cannot read topology file: it is a directory"])
+        }
+        let file = FileManager.default.temporaryDirectory.path + "/natlab-not-utf8-\(getpid()).yaml"
+        try Data([0x6e, 0x61, 0x6d, 0x65, 0x3a, 0x20, 0xff, 0x0a]).write(to: URL(fileURLWithPath: file))   // "name: \xff"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        do {
+            _ = try TopologyLoader.load(path: file)
+            Issue.record("should fail")
+        } catch {
+            #expect(error.diagnostics.map(\.description) == [file + ":1:1: error: cannot read topology file: not valid UTF-8"])
+        }
+    }
 }
