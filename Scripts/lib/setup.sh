@@ -89,8 +89,8 @@ natlab_build() {
     (cd "$NATLAB_ROOT" && PKG_CONFIG_PATH="$pkgconfig" swift build -c "$config" --product natlab "${static[@]}" >&2) || return
     # The binary is then written again, in 4 MB writes, and replaces the linker's file. The linker
     # leaves it in the page cache as 4 KB pages; written in large pieces, the kernel keeps it in
-    # large folios (ext4, Linux 6.16 and later), and each page fault in natlab's code maps more of it
-    # at once: `natlab --version` took 307 page faults, now 223 (`perf stat -r 50`); against a copy
+    # large folios (ext4, Linux 6.16 and later), and the kernel maps each aligned 2 MB of natlab's code
+    # whole: `natlab --version` took 307 page faults, now 223 (`perf stat -r 50`); against a copy
     # written in 4 KB writes (306 faults, as the linker's), `--version` 4.19 -> 3.50 ms and `validate`
     # 5.97 -> 4.90 ms (300 alternated spawns), `up` -2.6 ms with its roles (`Scripts/bench ab`), `up
     # --no-roles` 1,023 -> 879 faults, 2026-11-30. A `cp` (copy_file_range) keeps the small pages: 298
@@ -108,9 +108,8 @@ natlab_rewrite_in_large_pieces() {
 # the cache is dropped (a reboot, a restored VM snapshot, `drop_caches`); it then reads the binary
 # back in small pieces, on this VM in readahead windows of up to 8 MB, and they stay small for as
 # long as they stay cached. Measured on 2026-11-30 with two copies of one binary, one in each state:
-# `natlab --version` 307 against 223 page faults, `up --no-roles` 1,020 against 872, and
-# `Scripts/bench ab` (41 rounds) -0.88 ms per round for the copy in large pieces (interval -1.60 to
-# +0.21). Scripts/bench calls this before measuring, so that its figures are those of natlab as built,
+# `up --no-roles` 1,020 against 872 page faults, and `Scripts/bench ab` (41 rounds) -0.88 ms per
+# round for the copy in large pieces (interval -1.60 to +0.21). Scripts/bench calls this before measuring, so that its figures are those of natlab as built,
 # whatever happened to the page cache since the build, and so that `bench ab` compares two binaries
 # in the same state (a `cp` leaves a copy in small pieces). The check maps the file's first 2 MB at a
 # 2 MB-aligned address and reads one byte: the kernel maps a 2 MB piece with one page-table entry,

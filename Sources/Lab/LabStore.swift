@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import LinuxNetworking
 import Topology
 
 /// What natlab remembers about a lab, in `<state>/labs/<name>/lab.json`.
@@ -69,14 +70,7 @@ public struct LabStore: Sendable {
     /// every `up` runs both on its main thread before building, and `FileManager.default`'s first
     /// use in a process costs ~0.1 ms.
     public func labNames() -> [String] {
-        guard let dir = opendir(labsDirectory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        (directoryEntries(labsDirectory) ?? []).sorted()
     }
 
     public func record(of lab: String) -> LabRecord? {

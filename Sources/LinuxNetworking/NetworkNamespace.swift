@@ -194,16 +194,7 @@ public enum NetworkNamespace {
 
     /// `ip netns list` (names only): the directory's entries, sorted. Empty when the directory is missing.
     public static func list() -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
+        (directoryEntries(directory) ?? []).sorted()
     }
 
     /// Whether `/run/netns/NAME` exists (mounted or not — like `ip netns list`).
@@ -228,12 +219,8 @@ public enum NetworkNamespace {
             if stat(path(of: name), &st) == 0 { wanted[Key(dev: UInt64(st.st_dev), ino: UInt64(st.st_ino))] = name }
         }
         var result: [String: [pid_t]] = [:]
-        guard !wanted.isEmpty, let proc = opendir("/proc") else { return result }
-        defer { closedir(proc) }
-        while let entry = readdir(proc) {
-            let entryName = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
+        guard !wanted.isEmpty, let entries = directoryEntries("/proc") else { return result }
+        for entryName in entries {
             guard let pid = pid_t(entryName) else { continue }
             var st = stat()
             guard stat("/proc/\(pid)/ns/net", &st) == 0,

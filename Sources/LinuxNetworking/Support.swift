@@ -22,6 +22,22 @@ final class PThreadLock: @unchecked Sendable {
     }
 }
 
+/// The names in directory `path` (not "." and ".."), in the directory's order; nil when it cannot be
+/// opened. Plain `opendir`/`readdir`: callers run on `up`'s path, where `FileManager.default`'s first
+/// use costs ~0.1 ms.
+public func directoryEntries(_ path: String) -> [String]? {
+    guard let dir = opendir(path) else { return nil }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}
+
 /// An IPv4 or IPv6 address with a prefix length, parsed from "10.0.1.1/24" or "2001:db8::1/64".
 public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
     /// AF_INET or AF_INET6.

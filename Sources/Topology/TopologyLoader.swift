@@ -59,7 +59,6 @@ public enum TopologyLoader {
         switch code {
         case ENOENT: "no such file"
         case EACCES, EPERM: "permission denied"
-        case EISDIR: "it is a directory"
         default: String(cString: strerror(code)).lowercased()
         }
     }
