@@ -71,6 +71,10 @@ let package = Package(
         .testTarget(name: "RolesTests", dependencies: ["Roles", "STUNWire", "TestSupport"]),
         .testTarget(name: "NATModelTests", dependencies: ["NATModel", "TestSupport"], exclude: ["Golden"]),
         .testTarget(name: "LinuxNetworkingTests", dependencies: ["LinuxNetworking", "TestSupport"]),
+        // The command line's own logic, in process (the executable's module, `@testable`).
+        .testTarget(name: "CLITests", dependencies: [
+            "natlab", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "LabIntegrationTests", dependencies: ["Lab", "Topology", "NATModel", "LinuxNetworking", "TestSupport"],
                     exclude: ["udp.py", "turn_probe.py", "turn_aioice.py"]),
     ]

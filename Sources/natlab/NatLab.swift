@@ -72,7 +72,8 @@ extension NatLab {
 /// so the root has that configuration only while this parse runs, and the result is used only when
 /// it is one of natlab's own commands, parsed and validated. Anything else — a help request, an
 /// error, `--version`, a completion request, or the root alone — is parsed again by
-/// ArgumentParser's own `main`, which prints exactly what it always did.
+/// ArgumentParser's own `main`, which prints exactly what it always did. Before all that, `up`'s
+/// plain command lines are read without ArgumentParser at all (`Up.quickParse`).
 enum QuickParse {
     static let active = Atomic(false)
     static let configuration: CommandConfiguration = {
@@ -82,6 +83,7 @@ enum QuickParse {
     }()
 
     static func command(_ arguments: ArraySlice<String>) -> ParsableCommand? {
+        if arguments.first == "up", let up = Up.quickParse(arguments.dropFirst()) { return up }
         guard !arguments.contains(where: { $0.hasPrefix("--generate-completion-script") }) else { return nil }
         active.store(true, ordering: .relaxed)
         defer { active.store(false, ordering: .relaxed) }

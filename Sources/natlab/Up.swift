@@ -80,6 +80,59 @@ struct Up: ParsableCommand {
     }
 }
 
+extension Up {
+    /// `up`'s arguments (after `up`) read without ArgumentParser, when they have the plain shape
+    /// scripts and CI use: the file, `--name NAME` or `--name=NAME`, and the three flags, each at
+    /// most once, in any order. Anything else — help, an unknown or repeated option, a value that
+    /// looks like an option, `--`, a second file — returns nil, and ArgumentParser parses the line
+    /// (and prints its usual help or error). Why: ArgumentParser reflects `Up` to find its options,
+    /// and resolving the property wrappers' generic types scans the binary's 7,591
+    /// protocol-conformance records again and again: ~2 ms of the first core at the start of every
+    /// `up`, before the build can begin. `QuickUpTests` checks that for every line this accepts,
+    /// ArgumentParser's parse is the same, and that `Up` has exactly the options this knows.
+    static func quickParse(_ arguments: ArraySlice<String>) -> Up? {
+        var file: String?, name: String?
+        var json = false, emitShell = false, noRoles = false
+        var rest = arguments[...]
+        func setOnce(_ flag: inout Bool) -> Bool {
+            if flag { return false }
+            flag = true
+            return true
+        }
+        while let argument = rest.popFirst() {
+            switch argument {
+            case "--json": guard setOnce(&json) else { return nil }
+            case "--emit-shell": guard setOnce(&emitShell) else { return nil }
+            case "--no-roles": guard setOnce(&noRoles) else { return nil }
+            case "--name":
+                guard name == nil, let value = rest.popFirst(), isPlainValue(value) else { return nil }
+                name = value
+            case _ where argument.hasPrefix("--name="):
+                let value = String(argument.dropFirst("--name=".count))
+                guard name == nil, isPlainValue(value) else { return nil }
+                name = value
+            default:
+                guard file == nil, isPlainValue(argument), argument != "help" else { return nil }
+                file = argument
+            }
+        }
+        guard let file else { return nil }
+        var up = Up()
+        up.file = file
+        up.name = name
+        up.json = json
+        up.emitShell = emitShell
+        up.noRoles = noRoles
+        return up
+    }
+
+    /// A value ArgumentParser takes as it is: not empty, not starting with `-` (it would read that
+    /// as an option).
+    private static func isPlainValue(_ value: String) -> Bool {
+        !value.isEmpty && !value.hasPrefix("-")
+    }
+}
+
 /// Loads and validates a topology file; every problem becomes one bad-input error. `prepared`: the
 /// load `BuildPreparation` made of this very file ahead of the command, if any.
 func loadTopology(_ file: String, prepared: TopologyPrefetch.Loaded? = nil) throws(LabError) -> Topology {
