@@ -83,7 +83,10 @@ enum QuickParse {
     }()
 
     static func command(_ arguments: ArraySlice<String>) -> ParsableCommand? {
-        if arguments.first == "up", let up = Up.quickParse(arguments.dropFirst()) { return up }
+        // `validate()` too, as ArgumentParser would (a failure is parsed again, for its message).
+        if arguments.first == "up", var up = Up.quickParse(arguments.dropFirst()), (try? up.validate()) != nil {
+            return up
+        }
         guard !arguments.contains(where: { $0.hasPrefix("--generate-completion-script") }) else { return nil }
         active.store(true, ordering: .relaxed)
         defer { active.store(false, ordering: .relaxed) }
