@@ -49,6 +49,36 @@ int cls_setns(int fd, int nstype) { return setns(fd, nstype) == 0 ? 0 : -errno; 
 int cls_unshare(int flags) { return unshare(flags) == 0 ? 0 : -errno; }
 pid_t cls_gettid(void) { return gettid(); }
 
+/* Written by the creating thread before the new one exists, read by the new one. */
+static cpu_set_t cls_creator_cpus;
+
+int cls_pthread_create_elsewhere(pthread_t *thread, void *(*body)(void *), void *arg) {
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc != 0) return -rc;
+    int here = sched_getcpu();
+    if (here >= 0 && sched_getaffinity(0, sizeof cls_creator_cpus, &cls_creator_cpus) == 0) {
+        cpu_set_t others = cls_creator_cpus;
+        CPU_CLR(here, &others);
+        if (CPU_COUNT(&others) > 0) pthread_attr_setaffinity_np(&attr, sizeof others, &others);
+    } else {
+        CPU_ZERO(&cls_creator_cpus);   /* unknown: cls_thread_allow_cpus_of_creator then does nothing */
+    }
+    rc = pthread_create(thread, &attr, body, arg);
+    pthread_attr_destroy(&attr);
+    return -rc;
+}
+
+int cls_thread_allow_cpus_of_creator(void) {
+    if (CPU_COUNT(&cls_creator_cpus) == 0) return 0;
+    return sched_setaffinity(0, sizeof cls_creator_cpus, &cls_creator_cpus) == 0 ? 0 : -errno;
+}
+
+int cls_thread_allowed_cpus(void) {
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+}
+
 int cls_mount(const char *source, const char *target, const char *fstype, unsigned long flags) {
     return mount(source, target, fstype, flags, NULL) == 0 ? 0 : -errno;
 }

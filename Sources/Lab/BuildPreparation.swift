@@ -25,7 +25,7 @@ public enum BuildPreparation {
     /// line. Once per process, and not with `start`.
     public static func startTeardown() {
         guard isFirstStart() else { return }
-        _ = detachedThread { _ in BuildPreparation.warmUpRecordCoding(); return nil }
+        _ = detachedThread { _ in ThreadPlacement.allowCreatorsCPUs(); BuildPreparation.warmUpRecordCoding(); return nil }
     }
 
     private static func isFirstStart() -> Bool {
@@ -36,17 +36,17 @@ public enum BuildPreparation {
         detachedThread { _ in BuildPreparation.prepare() }
     }
 
-    /// A plain pthread: Foundation's `Thread` costs the calling thread ~0.5 ms the first time (its
-    /// class and run-loop machinery), on the very core the preparation is meant to spare.
+    /// A plain pthread (Foundation's `Thread` costs the calling thread ~0.5 ms the first time: its
+    /// class and run-loop machinery), started on another CPU than the caller's: Linux mostly put it
+    /// on the main thread's CPU, where it waited for the main thread to sleep (`ThreadPlacement`).
+    /// The body calls `ThreadPlacement.allowCreatorsCPUs()` first.
     private static func detachedThread(_ body: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?) -> Bool {
-        var thread = pthread_t()
-        guard pthread_create(&thread, nil, body, nil) == 0 else { return false }
-        pthread_detach(thread)
-        return true
+        ThreadPlacement.startDetachedElsewhere(body)
     }
 
     /// Then the thread stays, as the build's second thread (`SpareThread`).
     private static func prepare() -> Never {
+        ThreadPlacement.allowCreatorsCPUs()
         // libnftables first: dlopen holds glibc's TLS lock while it loads, and every pthread_create
         // waits for that lock. Opened last, it was still loading when the build created its
         // namespace workers, and held the main thread up by 0.6-1.6 ms.

@@ -1,5 +1,6 @@
 import Testing
 import SystemPackage
+import Synchronization
 @testable import LinuxNetworking
 
 #if canImport(Glibc)
@@ -143,5 +144,26 @@ import Glibc
         #expect(NetworkNamespace.slice([1], into: 2) == [[1]])
         #expect(NetworkNamespace.slice([1, 2], into: 1) == [[1, 2]])
         #expect(NetworkNamespace.slice([Int](), into: 2) == [[]])
+    }
+}
+
+/// `ThreadPlacement`: no root needed. The new thread's first instruction already runs outside its
+/// creator's CPU (when there is another), and it then gets every CPU back.
+@Suite struct ThreadPlacementTests {
+    static let before = Atomic<Int>(-1)
+    static let after = Atomic<Int>(-1)
+
+    @Test func startsOnAnotherCPUThenAllowsAll() throws {
+        let total = ThreadPlacement.allowedCPUs()
+        try #require(total > 0)
+        #expect(ThreadPlacement.startDetachedElsewhere { _ in
+            ThreadPlacementTests.before.store(ThreadPlacement.allowedCPUs(), ordering: .sequentiallyConsistent)
+            ThreadPlacement.allowCreatorsCPUs()
+            ThreadPlacementTests.after.store(ThreadPlacement.allowedCPUs(), ordering: .sequentiallyConsistent)
+            return nil
+        })
+        for _ in 0..<5000 where Self.after.load(ordering: .sequentiallyConsistent) < 0 { usleep(1000) }
+        #expect(Self.before.load(ordering: .sequentiallyConsistent) == (total > 1 ? total - 1 : total))
+        #expect(Self.after.load(ordering: .sequentiallyConsistent) == total)
     }
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <pthread.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,6 +36,15 @@ int cls_setns(int fd, int nstype);
 int cls_unshare(int flags);
 /* gettid(2): never fails. */
 pid_t cls_gettid(void);
+
+/* pthread_create, with the new thread started on a CPU other than the caller's when there is one
+ * (its affinity, set by glibc before the thread runs: the caller's mask minus the caller's CPU).
+ * The caller's mask is kept for cls_thread_allow_cpus_of_creator. 0 or -errno. */
+int cls_pthread_create_elsewhere(pthread_t *thread, void *(*body)(void *), void *arg);
+/* Gives the calling thread the mask cls_pthread_create_elsewhere kept: 0 or -errno. */
+int cls_thread_allow_cpus_of_creator(void);
+/* How many CPUs the calling thread may run on (0 if unknown). */
+int cls_thread_allowed_cpus(void);
 
 /* mount(2) / umount2(2): 0 or -errno. */
 int cls_mount(const char *source, const char *target, const char *fstype, unsigned long flags);
