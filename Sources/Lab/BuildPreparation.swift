@@ -17,7 +17,17 @@ public enum BuildPreparation {
     public static func start(topologyFile: String?) {
         guard isFirstStart() else { return }
         prefetch.expect(topologyFile)
-        if !startThread() { prefetch.expect(nil) }   // no thread: the caller loads its file itself
+        if !startThread(warmUp: true) { prefetch.expect(nil) }   // no thread: the caller loads its file itself
+    }
+
+    /// For a command line read without ArgumentParser (`up`'s usual ones): the main thread is free
+    /// at once and loads the topology and writes the first record itself, before the spare thread
+    /// could (it opens libnftables first, ~1.3–2.5 ms); a warm-up of the record encoding then only
+    /// ran beside the main thread's own first encoding, both paying the first-use costs. So only
+    /// libnftables is opened. Once per process, and not with `start`.
+    public static func startLibraryOnly() {
+        guard isFirstStart() else { return }
+        _ = startThread(warmUp: false)
     }
 
     /// For `down`: the first decoding and encoding of a record (`down` reads the lab's record and
@@ -32,8 +42,9 @@ public enum BuildPreparation {
         startOnce.withLock { started in defer { started = true }; return !started }
     }
 
-    private static func startThread() -> Bool {
-        detachedThread { _ in BuildPreparation.prepare() }
+    private static func startThread(warmUp: Bool) -> Bool {
+        warmUp ? detachedThread { _ in BuildPreparation.prepare(warmUp: true) }
+               : detachedThread { _ in BuildPreparation.prepare(warmUp: false) }
     }
 
     /// A plain pthread (Foundation's `Thread` costs the calling thread ~0.5 ms the first time: its
@@ -45,13 +56,13 @@ public enum BuildPreparation {
     }
 
     /// Then the thread stays, as the build's second thread (`SpareThread`).
-    private static func prepare() -> Never {
+    private static func prepare(warmUp: Bool) -> Never {
         ThreadPlacement.allowCreatorsCPUs()
         // libnftables first: dlopen holds glibc's TLS lock while it loads, and every pthread_create
         // waits for that lock. Opened last, it was still loading when the build created its
         // namespace workers, and held the main thread up by 0.6-1.6 ms.
         NFTables.preload()
-        warmUpRecordEncoding(prefetch.load())
+        if warmUp { warmUpRecordEncoding(prefetch.load()) }
         SpareThread.shared.serve()
     }
 

@@ -42,8 +42,10 @@ struct NatLab: ParsableCommand {
 }
 
 extension NatLab {
-    /// ArgumentParser's entry point, after one look at the command line: `up` and `run` build a lab,
-    /// so their preparation starts now on the second core (`BuildPreparation`: no effect outside the
+    /// ArgumentParser's entry point, after one look at the command line. `up`'s usual command lines
+    /// are read without ArgumentParser (`Up.quickParse`), and the spare core only opens libnftables
+    /// meanwhile (`BuildPreparation.startLibraryOnly`). Otherwise `up` and `run` build a lab, so
+    /// their preparation starts now on the second core (`BuildPreparation`: no effect outside the
     /// process, so `up --help` or a bad option loses nothing), while ArgumentParser spends 2–3 ms of
     /// the first reading the command line. The root command has no options of its own, so the
     /// command is the first argument. The one argument that names a YAML file is loaded ahead too;
@@ -51,6 +53,12 @@ extension NatLab {
     /// the reading and writing of a record the same way.
     static func main() {
         let arguments = CommandLine.arguments.dropFirst()
+        if arguments.first == "up", var up = Up.quickParse(arguments.dropFirst()), (try? up.validate()) != nil {
+            // `validate()` too, as ArgumentParser would (a failure is parsed again, for its message).
+            BuildPreparation.startLibraryOnly()
+            do { try up.run() } catch { exit(withError: error) }
+            return
+        }
         if let command = arguments.first, command == "up" || command == "run" {
             let files = arguments.dropFirst().filter { !$0.hasPrefix("-") && ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) }
             BuildPreparation.start(topologyFile: files.count == 1 ? files.first : nil)
@@ -72,8 +80,8 @@ extension NatLab {
 /// so the root has that configuration only while this parse runs, and the result is used only when
 /// it is one of natlab's own commands, parsed and validated. Anything else — a help request, an
 /// error, `--version`, a completion request, or the root alone — is parsed again by
-/// ArgumentParser's own `main`, which prints exactly what it always did. Before all that, `up`'s
-/// plain command lines are read without ArgumentParser at all (`Up.quickParse`).
+/// ArgumentParser's own `main`, which prints exactly what it always did. (`up`'s usual command
+/// lines do not get here: `NatLab.main` reads them with `Up.quickParse`.)
 enum QuickParse {
     static let active = Atomic(false)
     static let configuration: CommandConfiguration = {
@@ -83,10 +91,6 @@ enum QuickParse {
     }()
 
     static func command(_ arguments: ArraySlice<String>) -> ParsableCommand? {
-        // `validate()` too, as ArgumentParser would (a failure is parsed again, for its message).
-        if arguments.first == "up", var up = Up.quickParse(arguments.dropFirst()), (try? up.validate()) != nil {
-            return up
-        }
         guard !arguments.contains(where: { $0.hasPrefix("--generate-completion-script") }) else { return nil }
         active.store(true, ordering: .relaxed)
         defer { active.store(false, ordering: .relaxed) }
