@@ -39,7 +39,8 @@ pid_t cls_gettid(void);
 
 /* pthread_create, with the new thread started on a CPU other than the caller's when there is one
  * (its affinity, set by glibc before the thread runs: the caller's mask minus the caller's CPU).
- * The caller's mask is kept for cls_thread_allow_cpus_of_creator. 0 or -errno. */
+ * The caller's mask is kept for cls_thread_allow_cpus_of_creator (one slot: one creator at a time,
+ * natlab's main thread). 0 or -errno. */
 int cls_pthread_create_elsewhere(pthread_t *thread, void *(*body)(void *), void *arg);
 /* Gives the calling thread the mask cls_pthread_create_elsewhere kept: 0 or -errno. */
 int cls_thread_allow_cpus_of_creator(void);
