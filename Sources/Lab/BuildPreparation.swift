@@ -8,9 +8,10 @@ import Topology
 
 /// What a build will need, done on the second core while the first is still reading the command
 /// line (ArgumentParser keeps it busy for ~2 ms): opening libnftables, loading the topology file
-/// the command line names, and the first JSON encoding of a record. Nothing here is visible outside
-/// the process, so starting it for a command line that turns out to be bad costs only the idle
-/// core's time.
+/// the command line names, and the first JSON encoding of a record. An `up` read without
+/// ArgumentParser leaves the first core free at once: then only libnftables is opened here
+/// (`startLibraryOnly`). Nothing here is visible outside the process, so starting it for a command
+/// line that turns out to be bad costs only the idle core's time.
 public enum BuildPreparation {
     /// Starts the preparation on a thread of its own; `topologyFile` is the file the command line
     /// seems to name (nil: none). Once per process; later calls do nothing.
@@ -51,7 +52,7 @@ public enum BuildPreparation {
     /// class and run-loop machinery), started on another CPU than the caller's: Linux mostly put it
     /// on the main thread's CPU, where it waited for the main thread to sleep (`ThreadPlacement`).
     /// The body calls `ThreadPlacement.allowCreatorsCPUs()` first.
-    private static func detachedThread(_ body: @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?) -> Bool {
+    private static func detachedThread(_ body: ThreadPlacement.Body) -> Bool {
         ThreadPlacement.startDetachedElsewhere(body)
     }
 

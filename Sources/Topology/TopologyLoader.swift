@@ -29,8 +29,9 @@ public enum TopologyLoader {
 
     struct ReadError: Error { var message: String }
 
-    /// The file's text, read with plain system calls: the loader runs on the spare core while
-    /// `up` starts (`BuildPreparation`), where `FileManager.default`'s first use cost ~0.1 ms.
+    /// The file's text, read with plain system calls: the loader runs at the start of every `up`
+    /// (on its main thread, or on the spare core: `BuildPreparation`), where `FileManager.default`'s
+    /// first use cost ~0.1 ms.
     static func readFile(_ path: String) throws(ReadError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ReadError(message: "cannot read topology file: \(reason(errno))") }
