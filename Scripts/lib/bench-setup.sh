@@ -1,5 +1,7 @@
 # shellcheck shell=bash
-# Scripts/bench setup [RUNS] — sourced by Scripts/bench after set-up; $bin is the release natlab.
+# Scripts/bench setup [RUNS] [TOPOLOGY…] — sourced by Scripts/bench after set-up; $bin is the release
+# natlab. TOPOLOGY: two-homes, cgnat or a path to a topology file (default: two-homes and cgnat), so
+# that a long set can be spent on the one topology whose ratio is in question.
 #
 # For each topology, RUNS rounds (default 15), alternating natlab and the script so that both see
 # the same machine state. Reports medians of wall time per command (process start included), the
@@ -23,7 +25,18 @@
 # both sides), the ratio of medians recomputed 2,000 times. A ratio whose interval straddles a target
 # has not shown it either way; more rounds narrow the interval, not the ratio's drift with the machine.
 runs=${1:-15}
-python3 - "$bin" "$runs" "$NATLAB_ROOT/Topologies/two-homes.yaml" "$NATLAB_ROOT/Topologies/cgnat.yaml" <<'PY'
+[ $# -gt 0 ] && shift
+[ $# -gt 0 ] || set -- two-homes cgnat
+topologies=()
+for t in "$@"; do
+    case $t in
+        */*|*.yaml|*.yml) f=$t ;;
+        *) f=$NATLAB_ROOT/Topologies/$t.yaml ;;
+    esac
+    [ -f "$f" ] || { echo "bench setup: no topology file $f" >&2; exit 2; }
+    topologies+=("$f")
+done
+python3 - "$bin" "$runs" "${topologies[@]}" <<'PY'
 import json, os, random, statistics, subprocess, sys, tempfile, time
 
 natlab, runs, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
