@@ -25,6 +25,9 @@
 # both sides), the ratio of medians recomputed 2,000 times. A ratio whose interval straddles a target
 # has not shown it either way; more rounds narrow the interval, not the ratio's drift with the machine.
 runs=${1:-15}
+case $runs in
+    ''|*[!0-9]*|0) echo "usage: Scripts/bench setup [RUNS] [TOPOLOGY…]; RUNS is a number of rounds, not '$runs'" >&2; exit 2 ;;
+esac
 [ $# -gt 0 ] && shift
 [ $# -gt 0 ] || set -- two-homes cgnat
 topologies=()
