@@ -28,12 +28,19 @@ struct LabBuilder: Sendable {
     /// the rest of its work is done: closing one right after its commit would wait for nf_tables'
     /// RCU-delayed clean-up, once per router (`NetfilterSockets`).
     let netfilter: NetfilterSockets
+    /// True when every namespace the steps touch is created by the same steps (`up`): the builder
+    /// then gives each link an ifindex of its own choosing (`LinkIndexes`). False for steps that add
+    /// links to namespaces which already hold some (`natlab verify`'s temporary nodes): the kernel
+    /// picks, and later steps look them up by name.
+    let choosesIndexes: Bool
 
-    init(lab: String, worker: NamespaceWorker, rulesetWorker: NamespaceWorker? = nil, netfilter: NetfilterSockets) {
+    init(lab: String, worker: NamespaceWorker, rulesetWorker: NamespaceWorker? = nil, netfilter: NetfilterSockets,
+         choosesIndexes: Bool = false) {
         self.lab = lab
         self.worker = worker
         self.rulesetWorker = rulesetWorker
         self.netfilter = netfilter
+        self.choosesIndexes = choosesIndexes
         let ms = Environment.value("NATLAB_TEST_STEP_DELAY_MS").flatMap { UInt32($0) } ?? 0
         delayBetweenNodes = ms * 1000
     }
@@ -60,6 +67,7 @@ struct LabBuilder: Sendable {
         }
         let groups = Self.groups(Self.configurationOrder(steps))
         let rulesets = groups.filter(Self.isRuleset), others = groups.filter { !Self.isRuleset($0) }
+        let indexes = choosesIndexes ? LinkIndexes(steps) : LinkIndexes()
         if let rulesetWorker, !rulesets.isEmpty, !others.isEmpty {
             // Both halves run to their end (or their first failure) before anything is thrown, so the
             // caller's clean-up never races a step still running.
@@ -68,10 +76,10 @@ struct LabBuilder: Sendable {
             SpareThread.pair { half in
                 do {
                     if half == 0 {
-                        try configure(queue, on: worker, take: queue.takeFront)
+                        try configure(queue, on: worker, indexes: indexes, take: queue.takeFront)
                     } else {
-                        try configure(rulesets, on: rulesetWorker)
-                        try configure(queue, on: rulesetWorker, take: queue.takeBack)
+                        try configure(rulesets, on: rulesetWorker, indexes: indexes)
+                        try configure(queue, on: rulesetWorker, indexes: indexes, take: queue.takeBack)
                     }
                 } catch {
                     queue.stop()
@@ -80,7 +88,7 @@ struct LabBuilder: Sendable {
             }
             if let error = failures.withLock({ $0[0] ?? $0[1] }) { throw error }
         } else {
-            try configure(groups, on: worker)
+            try configure(groups, on: worker, indexes: indexes)
         }
         try checkInterrupt()
     }
@@ -98,22 +106,25 @@ struct LabBuilder: Sendable {
         }
     }
 
-    private func configure(_ groups: [[BuildStep]], on worker: NamespaceWorker) throws {
-        for group in groups { try configure(group, on: worker) }
+    private func configure(_ groups: [[BuildStep]], on worker: NamespaceWorker, indexes: LinkIndexes) throws {
+        for group in groups { try configure(group, on: worker, indexes: indexes) }
     }
 
     /// The groups `take` hands out, until it hands out none.
-    private func configure(_ queue: ConfigurationQueue, on worker: NamespaceWorker, take: () -> Int?) throws {
+    private func configure(_ queue: ConfigurationQueue, on worker: NamespaceWorker, indexes: LinkIndexes,
+                           take: () -> Int?) throws {
         while let index = take() {
-            try configure(queue.groups[index], on: worker)
+            try configure(queue.groups[index], on: worker, indexes: indexes)
             queue.finish(index)
         }
     }
 
-    private func configure(_ group: [BuildStep], on worker: NamespaceWorker) throws {
+    private func configure(_ group: [BuildStep], on worker: NamespaceWorker, indexes: LinkIndexes) throws {
         try checkInterrupt()
         if delayBetweenNodes > 0 { usleep(delayBetweenNodes) }
-        try Timing.measure("configure \(group[0].node) (\(group.count) steps)") { try run(group, on: worker) }
+        try Timing.measure("configure \(group[0].node) (\(group.count) steps)") {
+            try run(group, on: worker, indexes: indexes)
+        }
     }
 
     /// The node whose namespace an error text names (a name clash or a failed mount says which), as a
@@ -163,7 +174,7 @@ struct LabBuilder: Sendable {
         return groups
     }
 
-    private func run(_ group: [BuildStep], on worker: NamespaceWorker) throws {
+    private func run(_ group: [BuildStep], on worker: NamespaceWorker, indexes: LinkIndexes) throws {
         let node = group[0].node
         let ns = namespace(node)
         let file = try NetworkNamespace.open(name: ns)
@@ -180,7 +191,7 @@ struct LabBuilder: Sendable {
             for step in group {
                 let start = Timing.enabled ? Timing.now() : 0
                 do {
-                    try Self.apply(step, link: link, peers: peers, netfilter: netfilter)
+                    try Self.apply(step, link: link, peers: peers, indexes: indexes, netfilter: netfilter)
                 } catch {
                     failure = .step(step, namespace: ns, cause: error)
                     return
@@ -195,7 +206,7 @@ struct LabBuilder: Sendable {
 
     /// One step, on the worker thread inside the node's namespace.
     private static func apply(_ step: BuildStep, link: RouteNetlink?, peers: [String: NamespaceFile],
-                              netfilter: NetfilterSockets) throws {
+                              indexes: LinkIndexes, netfilter: NetfilterSockets) throws {
         switch step {
         case .createNamespace:
             break
@@ -208,14 +219,16 @@ struct LabBuilder: Sendable {
                 // Without br_netfilter there is no bridge-nf-call-* switch, and bridged frames skip
                 // the IP hooks anyway: the setting's purpose already holds.
             }
-        case .addBridge(_, let name):
-            try link!.addBridge(name)
-        case .addVeth(_, let name, let master, let peerNode, let peerName):
-            try link!.addVeth(name: name, master: master, peerName: peerName, peerNamespace: peers[peerNode]!)
-        case .addAddress(_, let name, let cidr):
+        case .addBridge(let node, let name):
+            try link!.addBridge(name, index: indexes[node, name])
+        case .addVeth(let node, let name, let master, let peerNode, let peerName):
+            try link!.addVeth(name: name, index: indexes[node, name], master: master,
+                              masterIndex: master.map { indexes[node, $0] } ?? 0,
+                              peerName: peerName, peerIndex: indexes[peerNode, peerName], peerNamespace: peers[peerNode]!)
+        case .addAddress(let node, let name, let cidr):
             // IPv6 addresses go in with `nodad`: the plan's addresses are unique by construction, and
             // duplicate address detection would keep them tentative (unusable) for about a second.
-            try link!.addAddress(cidr, link: name, noDAD: BuildStep.isIPv6(cidr))
+            try link!.addAddress(cidr, link: name, index: indexes[node, name], noDAD: BuildStep.isIPv6(cidr))
         case .addRoute(_, let destination, let gateway):
             try link!.addRoute(destination: destination, gateway: gateway)
         case .applyNFTables(_, let ruleset):
@@ -226,4 +239,41 @@ struct LabBuilder: Sendable {
             if Conntrack.count() != 0 { try Conntrack.flush(deferClose: netfilter) }
         }
     }
+}
+
+/// The ifindex of every link a build creates, chosen before the build: a link whose index is known
+/// needs no look-up by name before an address goes on it or a port joins it (an RTM_GETLINK round
+/// trip, under the kernel's rtnl lock that paces the build: 16 of them in two-homes). Each link of
+/// the lab gets an index of its own, from 2 up in plan order (`lo` is 1 in every namespace), so no
+/// two links of a lab share one: `eth0@if9` in `ip link` names one interface of the whole lab.
+/// Pure; empty (every index 0, "the kernel picks") when built without steps.
+struct LinkIndexes: Sendable {
+    private struct Key: Hashable { var node: String; var link: String }
+    private var indexes: [Key: Int32] = [:]
+
+    init() {}
+
+    init(_ steps: [BuildStep]) {
+        var next: Int32 = 2
+        func assign(_ node: String, _ link: String) {
+            indexes[Key(node: node, link: link)] = next
+            next += 1
+        }
+        for step in steps {
+            switch step {
+            case .addBridge(let node, let name):
+                assign(node, name)
+            case .addVeth(let node, let name, _, let peerNode, let peerName):
+                assign(node, name)
+                assign(peerNode, peerName)
+            default:
+                break
+            }
+        }
+    }
+
+    /// The index chosen for `link` in `node`, 0 when none was (`lo`, or links made elsewhere).
+    subscript(node: String, link: String) -> Int32 { indexes[Key(node: node, link: link)] ?? 0 }
+
+    var count: Int { indexes.count }
 }

@@ -81,7 +81,8 @@ public final class LabEngine {
                 try store.journal(record.namespaces, of: name)
             }
             let start = DispatchTime.now().uptimeNanoseconds
-            try LabBuilder(lab: name, worker: worker, rulesetWorker: try rulesetWorker(), netfilter: netfilter)
+            try LabBuilder(lab: name, worker: worker, rulesetWorker: try rulesetWorker(), netfilter: netfilter,
+                           choosesIndexes: true)
                 .build(plan.steps) { created.append($0) }
             record.buildMilliseconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
             record.roles = try Timing.measure("start \(roleCommands.count) role processes") {

@@ -113,20 +113,27 @@ public final class RouteNetlink: @unchecked Sendable {
         }
     }
 
-    /// `ip link add NAME type bridge && ip link set NAME up` — one request (IFF_UP at creation).
-    public func addBridge(_ name: String) throws {
+    /// `ip link add NAME [index INDEX] type bridge && ip link set NAME up` — one request (IFF_UP at
+    /// creation). `index` 0 lets the kernel pick the ifindex; another one must be free in this
+    /// namespace (EBUSY otherwise).
+    public func addBridge(_ name: String, index: Int32 = 0) throws {
         try checkInterfaceName(name)
         guard let link = rtnl_link_bridge_alloc() else { throw outOfMemory("create bridge", name) }
         defer { rtnl_link_put(link) }
         rtnl_link_set_name(link, name)
+        if index > 0 { rtnl_link_set_ifindex(link, index) }
         rtnl_link_set_flags(link, UInt32(IFF_UP))
         try perform("create bridge", name) { rtnl_link_add(socket, link, NLM_F_CREATE | NLM_F_EXCL) }
     }
 
-    /// `ip link add NAME [master MASTER] up type veth peer name PEER netns PEERNS` + `ip -n PEERNS link set PEER up`.
+    /// `ip link add NAME [index INDEX] [master MASTER] up type veth peer name PEER [index PEERINDEX] netns PEERNS`
+    /// + `ip -n PEERNS link set PEER up`.
     ///
     /// Creates the pair with PEER directly inside `peerNamespace` (nil: this namespace), both ends
     /// administratively up, NAME enslaved to `master` when given. No excursion: two requests on this socket.
+    /// `index` and `peerIndex` choose the ifindexes of NAME and PEER, both or neither (the kernel honours
+    /// a veth peer's index only when the main device has one); 0 lets the kernel pick. A `masterIndex`
+    /// of 0 is looked up by `master`'s name.
     ///
     /// Why two and in this order: the kernel opens a veth's peer before attaching it to the new device,
     /// so a peer marked up at creation fails in `veth_open` with ENOTCONN (iproute2 cannot do it either).
@@ -134,10 +141,11 @@ public final class RouteNetlink: @unchecked Sendable {
     /// PEER, placed in `peerNamespace` by a top-level IFLA_NET_NS_FD and created up; its peer is NAME,
     /// placed back into this socket's namespace. A second RTM_NEWLINK on this socket then sets NAME up
     /// and enslaves it (a veth peer's IFLA_MASTER is ignored at creation).
-    public func addVeth(name: String, master: String? = nil, peerName: String, peerNamespace: NamespaceFile?) throws {
+    public func addVeth(name: String, index: Int32 = 0, master: String? = nil, masterIndex: Int32 = 0,
+                        peerName: String, peerIndex: Int32 = 0, peerNamespace: NamespaceFile?) throws {
         try checkInterfaceName(name)
         try checkInterfaceName(peerName)
-        let masterIndex = try master.map { try index(of: $0) }
+        let masterIndex = try master.map { masterIndex > 0 ? masterIndex : try self.index(of: $0) }
         guard let link = rtnl_link_veth_alloc() else { throw outOfMemory("create veth", name) }
         // Putting the veth also releases the peer it owns.
         defer { rtnl_link_put(link) }
@@ -145,7 +153,6 @@ public final class RouteNetlink: @unchecked Sendable {
         guard let peer = rtnl_link_veth_get_peer(link) else { throw outOfMemory("create veth", name) }
         defer { rtnl_link_put(peer) }
 
-        let peerWhere = peerNamespace.map { " (peer '\(peerName)' in \($0.path))" } ?? " (peer '\(peerName)')"
         // One queue each way on both ends. The kernel's default is one per possible CPU, each with its
         // own sysfs directory to create (and remove); a lab veth uses no multi-queue feature (no XDP,
         // no GRO), and its packets are queued per CPU on the receiving side anyway.
@@ -153,18 +160,20 @@ public final class RouteNetlink: @unchecked Sendable {
             rtnl_link_set_num_tx_queues(end, 1)
             rtnl_link_set_num_rx_queues(end, 1)
         }
+        rtnl_link_set_name(link, peerName)
+        rtnl_link_set_flags(link, UInt32(IFF_UP))
+        rtnl_link_set_name(peer, name)
         if let peerNamespace {
-            rtnl_link_set_name(link, peerName)
-            rtnl_link_set_flags(link, UInt32(IFF_UP))
             rtnl_link_set_ns_fd(link, peerNamespace.fileDescriptor)
-            rtnl_link_set_name(peer, name)
             rtnl_link_set_ns_fd(peer, ownNamespace)
-        } else {
-            rtnl_link_set_name(link, peerName)
-            rtnl_link_set_flags(link, UInt32(IFF_UP))
-            rtnl_link_set_name(peer, name)
         }
-        try perform("create veth", name, detail: peerWhere) { rtnl_link_add(socket, link, NLM_F_CREATE | NLM_F_EXCL) }
+        // The kernel gives the peer its requested index only when the main device has one too.
+        if peerIndex > 0 && index > 0 {
+            rtnl_link_set_ifindex(link, peerIndex)
+            rtnl_link_set_ifindex(peer, index)
+        }
+        let peerWhere = { peerNamespace.map { " (peer '\(peerName)' in \($0.path))" } ?? " (peer '\(peerName)')" }
+        try perform("create veth", name, detail: peerWhere()) { rtnl_link_add(socket, link, NLM_F_CREATE | NLM_F_EXCL) }
 
         do {
             try modifyLink(name, operation: master == nil ? "set link up" : "set up and enslave to '\(master!)'") { change in
@@ -237,9 +246,11 @@ public final class RouteNetlink: @unchecked Sendable {
 
     /// `ip addr add CIDR dev LINK` ("10.0.1.1/24", "2001:db8::1/64"). `noDAD` adds `nodad` (IPv6:
     /// usable at once instead of tentative for ~1–2 s). An existing address fails with EEXIST.
-    public func addAddress(_ cidr: String, link: String, noDAD: Bool = false) throws {
+    /// `index`: LINK's ifindex when the caller knows it (it created the link with that index), which
+    /// spares a look-up: an RTM_GETLINK round trip under the kernel's rtnl lock. 0: looked up.
+    public func addAddress(_ cidr: String, link: String, index: Int32 = 0, noDAD: Bool = false) throws {
         let prefix = try IPPrefix(parsing: cidr)
-        let ifindex = try index(of: link)
+        let ifindex = index > 0 ? index : try self.index(of: link)
         guard let address = rtnl_addr_alloc() else { throw outOfMemory("add address", cidr) }
         defer { rtnl_addr_put(address) }
         let local = try Self.nlAddress(prefix)
@@ -303,7 +314,9 @@ public final class RouteNetlink: @unchecked Sendable {
     }
 
     /// Runs one libnl request under the lock and turns a negative NLE return into a typed error.
-    private func perform(_ operation: String, _ object: String, detail: String = "", _ request: () -> Int32) throws {
+    /// `detail` is only built for an error message.
+    private func perform(_ operation: String, _ object: String, detail: @autoclosure () -> String = "",
+                         _ request: () -> Int32) throws {
         try lock.withLock {
             capture.kernelErrno = 0
             capture.extAck = nil
@@ -312,7 +325,7 @@ public final class RouteNetlink: @unchecked Sendable {
             let code = -rc
             let kernel = capture.kernelErrno > 0 ? Errno(rawValue: capture.kernelErrno) : nil
             let message = capture.extAck ?? (kernel == nil ? LinuxNetworkingError.libnlMessage(code) : "")
-            var what = "'\(object)'" + detail
+            var what = "'\(object)'" + detail()
             if !namespaceName.isEmpty { what += " in \(namespaceName)" }
             throw LinuxNetworkingError.netlink(operation: operation, object: what, kernelErrno: kernel,
                                                libnlCode: code, message: message)

@@ -17,6 +17,31 @@ struct LabBuilderOrderTests {
         #expect(Array(ordered.dropFirst(rulesets.count)) == plan.steps.filter { !isRuleset($0) && !isNamespace($0) })
     }
 
+    @Test("every link a build creates gets an ifindex of its own, from 2 up in plan order; others get 0")
+    func linkIndexes() throws {
+        let plan = Planner.plan(try TopologyLoader.load(path: Harness.topology("cgnat.yaml")))
+        let indexes = LinkIndexes(plan.steps)
+        var created: [(node: String, link: String)] = []
+        for step in plan.steps {
+            switch step {
+            case .addBridge(let node, let name): created.append((node, name))
+            case .addVeth(let node, let name, _, let peerNode, let peerName): created += [(node, name), (peerNode, peerName)]
+            default: break
+            }
+        }
+        let chosen = created.map { indexes[$0.node, $0.link] }
+        #expect(chosen == (2..<Int32(2 + created.count)).map { $0 }, "consecutive from 2, in plan order")
+        #expect(indexes.count == created.count)
+        #expect(indexes["internet", "lo"] == 0, "lo keeps index 1: not chosen")
+        #expect(indexes["internet", "nosuchlink"] == 0)
+        #expect(LinkIndexes()["internet", "ix"] == 0, "without steps the kernel picks every index")
+        // Addresses and masters only name links the steps create, so none of them is looked up.
+        for step in plan.steps {
+            if case .addAddress(let node, let link, _) = step { #expect(indexes[node, link] > 0, "\(node) \(link)") }
+            if case .addVeth(let node, _, let master?, _, _) = step { #expect(indexes[node, master] > 0) }
+        }
+    }
+
     @Test("a failed creation of all namespaces at once is reported against the node its error names, by whole name")
     func failedNamespaceIsNamedByWholeName() {
         let namespace = { (node: String) in "natlab-x.\(node)" }

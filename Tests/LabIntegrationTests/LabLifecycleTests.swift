@@ -102,6 +102,30 @@ struct LabLifecycleTests {
         let unknown = try Harness.natlab("exec", lab, "mallory", "--", "true")
         #expect(unknown.status == 2)
         #expect(unknown.stderr.contains("no node 'mallory'"))
+
+        // natlab chooses the links' ifindexes (`LinkIndexes`): none is used twice in the lab, so the
+        // `@ifN` that `ip link` shows after a veth names one interface of the whole lab, its peer.
+        var links: [Int: String] = [:]
+        var vethPeers: [(end: String, peerIndex: Int)] = []
+        for namespace in Harness.namespaces(ofLab: lab) {
+            let show = try Harness.run("/usr/bin/env", ["ip", "-n", namespace, "-o", "link"])
+            #expect(show.status == 0, "\(show.stderr)")
+            for line in show.stdout.split(separator: "\n") {
+                let fields = line.split(separator: ":", maxSplits: 2).map { $0.trimmingCharacters(in: .whitespaces) }
+                guard fields.count == 3, let index = Int(fields[0]), fields[1] != "lo" else { continue }
+                let parts = fields[1].split(separator: "@")
+                let end = "\(namespace) \(parts[0])"
+                #expect(links[index] == nil, "ifindex \(index) is both \(links[index] ?? "") and \(end)")
+                links[index] = end
+                if parts.count == 2, let peer = Int(parts[1].dropFirst(2)) { vethPeers.append((end, peer)) }
+            }
+        }
+        #expect(links.count == 15, "two-homes: 3 bridges and 6 veth pairs, got \(links.values.sorted())")
+        #expect(vethPeers.count == 12)
+        for (end, peerIndex) in vethPeers {
+            let peer = try #require(links[peerIndex], "\(end)'s peer index \(peerIndex) names no link of the lab")
+            #expect(vethPeers.contains { $0.end == peer && links[$0.peerIndex] == end }, "\(end) and \(peer) are not each other's peer")
+        }
     }
 
     @Test("down leaves no namespace, mount, process or lab state behind")

@@ -235,6 +235,39 @@ import TestSupport
     }
 
     @Test(.enabled(if: Privilege.shouldRun))
+    func linksWithChosenIndexes() throws {
+        try Privilege.require()
+        let host = try HostSnapshot.take()
+        try withNamespaces("index", count: 2) { names, files in
+            let (a, b) = (files[0], files[1])
+            let nlA = try sharedWorker.run(in: a) { try RouteNetlink(namespaceName: names[0]) }
+            let nlB = try sharedWorker.run(in: b) { try RouteNetlink(namespaceName: names[1]) }
+            // What `natlab up` does: every index chosen, so no step looks one up by name.
+            try nlA.addBridge("br0", index: 40)
+            try nlA.addVeth(name: "vA", index: 41, master: "br0", masterIndex: 40, peerName: "vB", peerIndex: 42, peerNamespace: b)
+            try nlA.addAddress("10.99.0.1/24", link: "br0", index: 40)
+            try nlB.addAddress("10.99.0.2/24", link: "vB", index: 42)
+            let linksA = try nlA.links(), linksB = try nlB.links()
+            #expect(linksA.first { $0.name == "br0" }?.index == 40)
+            let vA = try #require(linksA.first { $0.name == "vA" })
+            #expect(vA.index == 41 && vA.masterIndex == 40 && vA.isUp)
+            let vB = try #require(linksB.first { $0.name == "vB" })
+            #expect(vB.index == 42 && vB.isUp && vB.addresses.first == "10.99.0.2/24")
+            #expect(linksA.first { $0.name == "br0" }?.addresses.contains("10.99.0.1/24") == true)
+            #expect(try sh(["ip", "-n", names[1], "-o", "link", "show", "vB"]).stdout.contains("vB@if41"))
+            // A taken index is the kernel's error, and the pair is not made.
+            do {
+                try nlA.addVeth(name: "vC", index: 41, peerName: "vD", peerIndex: 43, peerNamespace: b)
+                Issue.record("an index in use should fail")
+            } catch let error as LinuxNetworkingError {
+                #expect(error.errno != nil, "\(error)")
+            }
+            #expect(try nlB.links().contains { $0.name == "vD" } == false)
+        }
+        #expect(try HostSnapshot.take() == host)
+    }
+
+    @Test(.enabled(if: Privilege.shouldRun))
     func nftablesInsideNamespaceOnly() throws {
         try Privilege.require()
         let host = try HostSnapshot.take()
