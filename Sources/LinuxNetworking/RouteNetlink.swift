@@ -115,7 +115,7 @@ public final class RouteNetlink: @unchecked Sendable {
 
     /// `ip link add NAME [index INDEX] type bridge && ip link set NAME up` — one request (IFF_UP at
     /// creation). `index` 0 lets the kernel pick the ifindex; another one must be free in this
-    /// namespace (EBUSY otherwise).
+    /// namespace (the kernel refuses one in use: EEXIST).
     public func addBridge(_ name: String, index: Int32 = 0) throws {
         try checkInterfaceName(name)
         guard let link = rtnl_link_bridge_alloc() else { throw outOfMemory("create bridge", name) }
